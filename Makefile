@@ -1,0 +1,71 @@
+# Every job has a target here; README.md names each one. CI runs `make test`.
+#
+# Target database: when PGHOST or PGSERVICE is set, every target uses that server exactly as the
+# libpq variables describe it and never starts the embedded one. Otherwise the targets use the
+# embedded cluster in .pg/ (git-ignored), started on demand and stopped by `make db-stop`.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+EMBEDDED_ROOT := .pg
+EMBEDDED_DB := jr_steps
+
+ifeq ($(strip $(PGHOST)$(PGSERVICE)),)
+  EMBEDDED := 1
+  export PGHOST := $(shell scripts/pgcluster env $(EMBEDDED_ROOT) | sed -n 's/^PGHOST=//p')
+  export PGPORT := $(shell scripts/pgcluster env $(EMBEDDED_ROOT) | sed -n 's/^PGPORT=//p')
+  export PGUSER := postgres
+  export PGDATABASE := $(EMBEDDED_DB)
+  # The embedded database is started, and migrated, before anything that needs it.
+  TARGET_DB := db
+  MIGRATED_DB := db migrate
+else
+  TARGET_DB :=
+  MIGRATED_DB :=
+endif
+
+.PHONY: help setup db db-stop migrate pgtap pytest test lint where
+
+help:
+	@echo "make setup     install PostgreSQL, pgTAP, pg_prove, plpgsql_check (apt, if missing) and the venv"
+	@echo "make db        start the embedded database (.pg/); make db-stop stops it"
+	@echo "make migrate   install or upgrade the ledger in the target database"
+	@echo "make pgtap     run the pgTAP suite with pg_prove (rolled back, safe on production)"
+	@echo "make test      setup, database, migrate, pgtap, then pytest"
+	@echo "make lint      ruff, and plpgsql_check on every function"
+	@echo "make where     show which database the targets use"
+
+setup:
+	@scripts/setup.sh
+
+$(PY):
+	@scripts/setup.sh
+
+db: $(PY)
+	@scripts/pgcluster start $(EMBEDDED_ROOT) $(EMBEDDED_DB)
+
+db-stop:
+	@scripts/pgcluster stop $(EMBEDDED_ROOT)
+
+where:
+	@echo "target database: $(if $(EMBEDDED),embedded ($(EMBEDDED_ROOT)/),server from the libpq variables)" \
+	    "host=$${PGHOST:-} port=$${PGPORT:-} user=$${PGUSER:-} dbname=$${PGDATABASE:-} service=$${PGSERVICE:-}"
+
+migrate: $(PY) $(TARGET_DB)
+	@$(PY) db/migrate.py
+
+pgtap: $(PY) $(MIGRATED_DB)
+	@pg_prove --failures --ext .sql db/tests/
+
+pytest: $(PY)
+	@$(VENV)/bin/pytest -q tests
+
+test: setup $(MIGRATED_DB)
+	@$(MAKE) --no-print-directory pgtap pytest
+
+lint: $(PY) $(MIGRATED_DB)
+	@$(VENV)/bin/ruff check db python_client tests
+	@scripts/plpgsql-lint.sh

@@ -1,0 +1,170 @@
+-- record_step(...): the executor's one call per step event. One round trip, and it:
+--   * rejects bad input with a message naming the value and a stable SQLSTATE;
+--   * appends the event to jr_step_attempts once per event_id, so replays are safe ('duplicate');
+--   * writes the step's current state in jr_step_rewards unless that state comes from a newer event
+--     ('stale': history and attempts counted, state untouched), else 'recorded';
+--   * computes step_content_hash exactly as the seed's Python did, from the full target path.
+-- A pending marker opens an attempt; an outcome (success, failed) closes it and counts it.
+CREATE OR REPLACE FUNCTION public.record_step(
+    task_id integer,
+    step_number integer,
+    step_type text,
+    target_file text,
+    execution_result text,
+    execution_time_ms integer,
+    error_detail text DEFAULT NULL,
+    recorded_at timestamptz DEFAULT NULL,
+    event_id uuid DEFAULT NULL,
+    executor text DEFAULT NULL
+)
+RETURNS text
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    step_type_max CONSTANT integer := 30;     -- jr_step_rewards.step_type is VARCHAR(30)
+    target_file_max CONSTANT integer := 500;  -- jr_step_rewards.target_file is VARCHAR(500)
+    error_detail_max CONSTANT integer := 16384;
+    executor_max CONSTANT integer := 200;
+    missing text;
+    event_time timestamptz := coalesce(record_step.recorded_at, clock_timestamp());
+    counts integer := CASE WHEN record_step.execution_result = 'pending' THEN 0 ELSE 1 END;
+    content_hash text;
+    stored_target text := public.jr_elide_middle(record_step.target_file, target_file_max);
+    stored_error text := public.jr_elide_middle(record_step.error_detail, error_detail_max);
+    attempts_before integer;
+    attempts_after integer;
+    history_id bigint;
+    owner_task integer;
+    owner_step integer;
+    outcome text;
+BEGIN
+    missing := CASE
+        WHEN record_step.task_id IS NULL THEN 'task_id'
+        WHEN record_step.step_number IS NULL THEN 'step_number'
+        WHEN record_step.step_type IS NULL THEN 'step_type'
+        WHEN record_step.execution_result IS NULL THEN 'execution_result'
+    END;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'record_step: % must not be NULL', missing
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF record_step.step_number < 0 THEN
+        RAISE EXCEPTION 'record_step: step_number must be 0 or more, got %', record_step.step_number
+            USING ERRCODE = 'numeric_value_out_of_range';
+    END IF;
+    IF record_step.execution_time_ms < 0 THEN
+        RAISE EXCEPTION 'record_step: execution_time_ms must be 0 or more, got %', record_step.execution_time_ms
+            USING ERRCODE = 'numeric_value_out_of_range';
+    END IF;
+    IF record_step.execution_result NOT IN ('pending', 'success', 'failed') THEN
+        RAISE EXCEPTION 'record_step: execution_result must be pending, success or failed, got %',
+                quote_literal(public.jr_elide_middle(record_step.execution_result, 80))
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF btrim(record_step.step_type) = '' THEN
+        RAISE EXCEPTION 'record_step: step_type must not be empty'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(record_step.step_type) > step_type_max THEN
+        RAISE EXCEPTION 'record_step: step_type % is % characters, more than the % allowed',
+                quote_literal(public.jr_elide_middle(record_step.step_type, 80)),
+                length(record_step.step_type), step_type_max
+            USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+
+    -- The seed's Python: sha256(f"{task_id}:{step_number}:{step_type}:{target_file}"), None for NULL.
+    content_hash := encode(sha256(convert_to(format('%s:%s:%s:%s',
+        record_step.task_id, record_step.step_number, record_step.step_type,
+        coalesce(record_step.target_file, 'None')), 'UTF8')), 'hex');
+
+    SELECT r.attempts INTO attempts_before
+    FROM public.jr_step_rewards r
+    WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number;
+
+    -- History first: its unique event_id makes a concurrent replay of the same event wait here and
+    -- then stop, before it can count anything.
+    INSERT INTO public.jr_step_attempts AS a (
+        event_id, task_id, step_number, attempt_number, step_type, target_file, step_content_hash,
+        execution_result, execution_time_ms, error_detail, executor, recorded_at)
+    VALUES (
+        coalesce(record_step.event_id, gen_random_uuid()), record_step.task_id, record_step.step_number,
+        coalesce(attempts_before, 0) + 1, record_step.step_type, stored_target, content_hash,
+        record_step.execution_result, record_step.execution_time_ms, stored_error,
+        coalesce(public.jr_elide_middle(record_step.executor, executor_max), session_user), event_time)
+    ON CONFLICT ON CONSTRAINT jr_step_attempts_event_id_key DO NOTHING
+    RETURNING a.id INTO history_id;
+
+    IF history_id IS NULL THEN
+        SELECT a.task_id, a.step_number INTO owner_task, owner_step
+        FROM public.jr_step_attempts a
+        WHERE a.event_id = record_step.event_id;
+        IF owner_task IS DISTINCT FROM record_step.task_id OR owner_step IS DISTINCT FROM record_step.step_number THEN
+            RAISE EXCEPTION 'record_step: event_id % was already recorded for task % step %, not task % step %',
+                    record_step.event_id, owner_task, owner_step, record_step.task_id, record_step.step_number
+                USING ERRCODE = 'unique_violation';
+        END IF;
+        RETURN 'duplicate';
+    END IF;
+
+    -- Update first, so the common case burns no id from the seed's SERIAL; insert only a new step,
+    -- and go round again if a concurrent call inserted it first.
+    LOOP
+        UPDATE public.jr_step_rewards AS r
+        SET step_type = record_step.step_type,
+            target_file = stored_target,
+            step_content_hash = content_hash,
+            execution_result = record_step.execution_result,
+            execution_time_ms = record_step.execution_time_ms,
+            error_detail = stored_error,
+            attempts = r.attempts + counts,
+            last_event_at = event_time,
+            updated_at = now()
+        WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number
+          AND r.last_event_at <= event_time
+        RETURNING r.attempts INTO attempts_after;
+        IF FOUND THEN
+            outcome := 'recorded';
+            EXIT;
+        END IF;
+
+        UPDATE public.jr_step_rewards AS r
+        SET attempts = r.attempts + counts
+        WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number
+        RETURNING r.attempts INTO attempts_after;
+        IF FOUND THEN
+            outcome := 'stale';
+            EXIT;
+        END IF;
+
+        INSERT INTO public.jr_step_rewards AS r (
+            task_id, step_number, step_type, target_file, step_content_hash, execution_result,
+            execution_time_ms, error_detail, attempts, last_event_at)
+        VALUES (
+            record_step.task_id, record_step.step_number, record_step.step_type, stored_target,
+            content_hash, record_step.execution_result, record_step.execution_time_ms, stored_error,
+            counts, event_time)
+        ON CONFLICT ON CONSTRAINT jr_step_rewards_task_id_step_number_key DO NOTHING
+        RETURNING r.attempts INTO attempts_after;
+        IF FOUND THEN
+            outcome := 'recorded';
+            EXIT;
+        END IF;
+    END LOOP;
+
+    -- Only when a concurrent event of the same step got in between the read above and the write.
+    IF attempts_after + 1 - counts <> coalesce(attempts_before, 0) + 1 THEN
+        UPDATE public.jr_step_attempts AS a
+        SET attempt_number = attempts_after + 1 - counts
+        WHERE a.id = history_id;
+    END IF;
+    RETURN outcome;
+END
+$$;
+
+COMMENT ON FUNCTION public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text) IS
+    'Records one step event (pending, success or failed): appends it to jr_step_attempts once per event_id and updates jr_step_rewards unless a newer event already did. Returns recorded, stale or duplicate.';
+
+REVOKE ALL ON FUNCTION public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text) FROM PUBLIC;

@@ -1,0 +1,34 @@
+-- step_succeeded(task_id, step_number, step_content_hash): the retry check. True only when the
+-- step's current result is success and, when a hash is given, the stored hash equals it, so a step
+-- whose definition changed does not count as done. Reads one row through the unique index.
+CREATE OR REPLACE FUNCTION public.step_succeeded(
+    task_id integer,
+    step_number integer,
+    step_content_hash text DEFAULT NULL
+)
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF step_succeeded.task_id IS NULL OR step_succeeded.step_number IS NULL THEN
+        RAISE EXCEPTION 'step_succeeded: % must not be NULL',
+                CASE WHEN step_succeeded.task_id IS NULL THEN 'task_id' ELSE 'step_number' END
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN EXISTS (
+        SELECT
+        FROM public.jr_step_rewards r
+        WHERE r.task_id = step_succeeded.task_id
+          AND r.step_number = step_succeeded.step_number
+          AND r.execution_result = 'success'
+          AND (step_succeeded.step_content_hash IS NULL OR r.step_content_hash = step_succeeded.step_content_hash));
+END
+$$;
+
+COMMENT ON FUNCTION public.step_succeeded(integer, integer, text) IS
+    'True when the step''s current result is success (and, if a hash is given, its stored step_content_hash equals it): the executor skips such a step on a retry.';
+
+REVOKE ALL ON FUNCTION public.step_succeeded(integer, integer, text) FROM PUBLIC;

@@ -1,0 +1,3 @@
+"""Step-level ledger for the Jr task executor."""
+
+__version__ = "0.1.0"
