@@ -3,7 +3,7 @@
 --   * appends the event to jr_step_attempts once per event_id, so replays are safe ('duplicate');
 --   * writes the step's current state in jr_step_rewards unless that state comes from a newer event
 --     ('stale': history and attempts counted, state untouched), else 'recorded';
---   * computes step_content_hash exactly as the seed's Python did, from the full target path.
+--   * stores step_content_hash as the seed's Python computed it, from the full target path.
 -- A pending marker opens an attempt; an outcome (success, failed) closes it and counts it.
 CREATE OR REPLACE FUNCTION public.record_step(
     task_id integer,
@@ -75,10 +75,8 @@ BEGIN
             USING ERRCODE = 'string_data_right_truncation';
     END IF;
 
-    -- The seed's Python: sha256(f"{task_id}:{step_number}:{step_type}:{target_file}"), None for NULL.
-    content_hash := encode(sha256(convert_to(format('%s:%s:%s:%s',
-        record_step.task_id, record_step.step_number, record_step.step_type,
-        coalesce(record_step.target_file, 'None')), 'UTF8')), 'hex');
+    content_hash := public.jr_step_content_hash(
+        record_step.task_id, record_step.step_number, record_step.step_type, record_step.target_file);
 
     SELECT r.attempts INTO attempts_before
     FROM public.jr_step_rewards r
