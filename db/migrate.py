@@ -151,7 +151,8 @@ def migrate(conn):
 def describe(exc):
     text = (exc.pgerror or str(exc)).strip()
     if exc.pgcode == "55P03":
-        text += " (lock_timeout: another session holds a lock this migration needs; retry later or raise JR_LOCK_TIMEOUT)"
+        text += (" (lock_timeout: another session holds a lock this migration needs;"
+                 " retry later or raise JR_LOCK_TIMEOUT)")
     return text
 
 

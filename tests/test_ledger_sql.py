@@ -1,0 +1,142 @@
+"""What pgTAP cannot see from inside one transaction: concurrent callers, the plans the functions
+really use, and that the pgTAP suite leaves a database as it found it."""
+
+import re
+import subprocess
+import threading
+
+import pytest
+
+from pgcluster import REPO
+
+RECORD = "SELECT record_step(%s, %s, 'bash', NULL, %s, 1, NULL, NULL, %s)"
+
+
+def in_thread(fn):
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("result", fn()))
+    thread.start()
+    return thread, box
+
+
+def wait_until_blocked(cluster, db, timeout=10):
+    """Wait until some session of db waits on a lock (the racing call is parked where we want it)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = cluster.admin("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+                                (db,), dbname=db)[0][0]
+        if waiting:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the second call never waited on the first")
+
+
+def test_racing_first_events_of_a_step_get_distinct_attempt_numbers(cluster, migrated_db):
+    first = cluster.connect(migrated_db)
+    with first.cursor() as cur:  # first call, not yet committed
+        cur.execute(RECORD, (5, 1, "failed", None))
+    thread, box = in_thread(lambda: cluster.admin(RECORD, (5, 1, "success", None), dbname=migrated_db))
+    wait_until_blocked(cluster, migrated_db)
+    first.commit()
+    first.close()
+    thread.join(10)
+
+    assert box["result"] == [("recorded",)]
+    assert cluster.admin("SELECT attempts, execution_result FROM jr_step_rewards WHERE task_id = 5",
+                         dbname=migrated_db) == [(2, "success")]
+    assert cluster.admin("SELECT attempt_number, execution_result FROM jr_step_attempts WHERE task_id = 5 ORDER BY 1",
+                         dbname=migrated_db) == [(1, "failed"), (2, "success")]
+
+
+def test_a_replay_racing_its_original_is_a_duplicate(cluster, migrated_db):
+    event = "b0000000-0000-4000-8000-000000000001"
+    first = cluster.connect(migrated_db)
+    with first.cursor() as cur:
+        cur.execute(RECORD, (6, 1, "success", event))
+    thread, box = in_thread(lambda: cluster.admin(RECORD, (6, 1, "success", event), dbname=migrated_db))
+    wait_until_blocked(cluster, migrated_db)
+    first.commit()
+    first.close()
+    thread.join(10)
+
+    assert box["result"] == [("duplicate",)]
+    assert cluster.admin("SELECT attempts FROM jr_step_rewards WHERE task_id = 6", dbname=migrated_db) == [(1,)]
+    assert cluster.admin("SELECT count(*) FROM jr_step_attempts WHERE task_id = 6", dbname=migrated_db) == [(1,)]
+
+
+def nested_plans(cluster, db, sql):
+    """The plans of every statement run inside the functions sql calls, as auto_explain logs them."""
+    conn = cluster.connect(db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("LOAD 'auto_explain'")
+            cur.execute("SET auto_explain.log_min_duration = 0")
+            cur.execute("SET auto_explain.log_nested_statements = on")
+            cur.execute("SET client_min_messages = log")
+            del conn.notices[:]
+            cur.execute(sql)
+        return "\n".join(conn.notices)
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def realistic_ledger(cluster, migrated_db):
+    """10,000 tasks of 10 steps with fresh statistics, so the planner chooses as in production."""
+    cluster.admin("""
+        INSERT INTO jr_step_rewards (task_id, step_number, step_type, execution_result, attempts)
+        SELECT t, s, CASE WHEN s % 2 = 0 THEN 'bash' ELSE 'search_replace' END, 'success', 1
+        FROM generate_series(1, 10000) t, generate_series(1, 10) s""", dbname=migrated_db)
+    cluster.admin("ANALYZE jr_step_rewards", dbname=migrated_db)
+    return migrated_db
+
+
+def test_step_succeeded_reads_through_the_unique_index(cluster, realistic_ledger):
+    plans = nested_plans(cluster, realistic_ledger, "SELECT step_succeeded(5000, 3, 'abc')")
+    assert "Scan using jr_step_rewards_task_id_step_number_key on jr_step_rewards" in plans
+    assert "Seq Scan" not in plans
+
+
+def test_record_step_finds_the_step_through_the_unique_index(cluster, realistic_ledger):
+    plans = nested_plans(cluster, realistic_ledger, "SELECT record_step(5000, 3, 'bash', NULL, 'failed', 7)")
+    assert "Update on jr_step_rewards" in plans
+    scans = re.findall(r"(\w+ Scan)(?: using (\w+))? on jr_step_rewards", plans)
+    assert scans and all(index == "jr_step_rewards_task_id_step_number_key" for _, index in scans), scans
+
+
+def sequence_use(cluster, db):
+    rows = cluster.admin("""
+        SELECT sequencename::text, CASE WHEN last_value IS NULL THEN 0 ELSE last_value END
+        FROM pg_sequences WHERE schemaname = 'public' AND sequencename IN ('jr_step_rewards_id_seq', 'jr_step_attempts_id_seq')
+        """, dbname=db)
+    return dict(rows)
+
+
+def documented_sequence_use():
+    """The figures the README gives for what one pgTAP run consumes."""
+    readme = (REPO / "README.md").read_text()
+    match = re.search(r"consumes (\d+) values of `jr_step_rewards_id_seq` and (\d+) of `jr_step_attempts_id_seq`", readme)
+    assert match, "README.md says what a pgTAP run leaves behind"
+    return {"jr_step_rewards_id_seq": int(match.group(1)), "jr_step_attempts_id_seq": int(match.group(2))}
+
+
+def test_the_pgtap_suite_leaves_the_database_as_it_found_it(cluster, migrated_db):
+    cluster.admin("SELECT record_step(77, 1, 'bash', NULL, 'success', 1)", dbname=migrated_db)
+    data_before = cluster.dump(migrated_db, "--data-only", "--exclude-table-data=jr_schema_migrations")
+    schema_before = cluster.dump(migrated_db, "--schema-only")
+    sequences_before = sequence_use(cluster, migrated_db)
+
+    prove = subprocess.run(["pg_prove", "--ext", ".sql", str(REPO / "db" / "tests")],
+                           env=cluster.env(migrated_db), capture_output=True, text=True, timeout=300)
+    assert prove.returncode == 0, prove.stdout + prove.stderr
+    assert "All tests successful" in prove.stdout
+
+    strip_setval = re.compile(r"^SELECT pg_catalog\.setval.*$", re.M)
+    assert strip_setval.sub("", cluster.dump(migrated_db, "--data-only", "--exclude-table-data=jr_schema_migrations")) \
+        == strip_setval.sub("", data_before)
+    assert cluster.dump(migrated_db, "--schema-only") == schema_before
+    assert cluster.admin("SELECT count(*) FROM pg_extension WHERE extname = 'pgtap'", dbname=migrated_db) == [(0,)]
+    used = {name: value - sequences_before[name] for name, value in sequence_use(cluster, migrated_db).items()}
+    assert used == documented_sequence_use()

@@ -1,0 +1,250 @@
+"""make migrate's promises, which SQL alone cannot see: idempotence, upgrading a seed-built
+database, concurrent runs, refusing changed history, lock_timeout, and missing roles."""
+
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pgcluster import REPO, Cluster
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MIGRATIONS = sorted(p.name for p in (REPO / "db" / "migrations").glob("*.sql"))
+
+# The seed's own _record_step_result statement, as the old executor ran it.
+SEED_UPSERT = """
+    INSERT INTO jr_step_rewards
+        (task_id, step_number, step_type, target_file, step_content_hash,
+         execution_result, execution_time_ms, error_detail)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (task_id, step_number) DO UPDATE SET
+        execution_result = EXCLUDED.execution_result,
+        execution_time_ms = EXCLUDED.execution_time_ms,
+        error_detail = EXCLUDED.error_detail,
+        updated_at = NOW()
+"""
+
+
+def ledger(cluster, db):
+    return cluster.admin("SELECT version, name, checksum, applied_at FROM jr_schema_migrations ORDER BY version",
+                         dbname=db)
+
+
+def schema(cluster, db):
+    return cluster.dump(db, "--schema-only")
+
+
+def test_first_migrate_applies_every_migration_in_order(cluster, fresh_db):
+    result = cluster.migrate(fresh_db)
+    assert result.returncode == 0, result.stderr
+    applied = re.findall(r"^applied (\S+)", result.stdout, re.M)
+    assert applied == MIGRATIONS
+    assert "functions and privileges: re-applied" in result.stdout
+    assert [row[1] for row in ledger(cluster, fresh_db)] == MIGRATIONS
+
+
+def test_migrate_three_times_changes_nothing(cluster, migrated_db):
+    before = (schema(cluster, migrated_db), ledger(cluster, migrated_db))
+    for _ in range(2):
+        result = cluster.migrate(migrated_db)
+        assert result.returncode == 0, result.stderr
+        assert f"migrations: all {len(MIGRATIONS)} already applied" in result.stdout
+        assert "applied 0" not in result.stdout
+    assert (schema(cluster, migrated_db), ledger(cluster, migrated_db)) == before
+
+
+def seed_database(cluster, db):
+    """A database where the seed's SQL ran by hand and the old executor wrote rows."""
+    cluster.psql_file(db, FIXTURES / "seed_schema.sql")
+    conn = cluster.connect(db)
+    with conn, conn.cursor() as cur:
+        cur.execute(SEED_UPSERT, (41, 1, "search_replace", "/ganuda/a.py", "h1", "success", 120, None))
+        cur.execute(SEED_UPSERT, (41, 2, "bash", None, "h2", "failed", 3000, "exit 1"))
+        cur.execute("INSERT INTO jr_step_rewards (task_id, step_number, step_type) VALUES (41, 3, 'bash')")
+        cur.execute("INSERT INTO jr_exploration_log (jr_type, task_type) VALUES ('se', 'refactor')")
+    conn.close()
+
+
+def test_upgrade_in_place_keeps_seed_rows_and_records_the_baseline(cluster, fresh_db):
+    seed_database(cluster, fresh_db)
+    rows_before = cluster.admin(
+        "SELECT id, task_id, step_number, execution_result, created_at FROM jr_step_rewards ORDER BY id",
+        dbname=fresh_db)
+
+    result = cluster.migrate(fresh_db)
+    assert result.returncode == 0, result.stderr
+    assert re.findall(r"^applied (\S+)", result.stdout, re.M) == MIGRATIONS
+    assert 'relation "jr_step_rewards" already exists, skipping' in result.stdout
+    assert ledger(cluster, fresh_db)[0][1] == "0001_seed_schema.sql"
+
+    assert cluster.admin(
+        "SELECT id, task_id, step_number, execution_result, created_at FROM jr_step_rewards ORDER BY id",
+        dbname=fresh_db) == rows_before
+    assert cluster.admin("SELECT step_number, attempts FROM jr_step_rewards ORDER BY step_number",
+                         dbname=fresh_db) == [(1, 1), (2, 1), (3, 0)]
+    assert cluster.admin("SELECT count(*) FROM jr_exploration_log", dbname=fresh_db) == [(1,)]
+
+    # The upgraded rows take part in the ledger like any other.
+    assert cluster.admin("SELECT step_succeeded(41, 1), step_succeeded(41, 2)", dbname=fresh_db) == [(True, False)]
+    assert cluster.admin("SELECT record_step(41, 2, 'bash', NULL, 'success', 90)", dbname=fresh_db) == [("recorded",)]
+    assert cluster.admin("SELECT execution_result, attempts FROM jr_step_rewards WHERE step_number = 2",
+                         dbname=fresh_db) == [("success", 2)]
+
+
+def test_upgrade_gives_the_same_schema_as_a_fresh_install(cluster, fresh_db, migrated_db):
+    seed_database(cluster, fresh_db)
+    assert cluster.migrate(fresh_db).returncode == 0
+    assert schema(cluster, fresh_db) == schema(cluster, migrated_db)
+
+
+def test_upgrade_keeps_rows_that_break_a_new_check_and_says_how_to_finish(cluster, fresh_db):
+    seed_database(cluster, fresh_db)
+    cluster.admin("UPDATE jr_step_rewards SET execution_result = 'error' WHERE step_number = 2", dbname=fresh_db)
+
+    result = cluster.migrate(fresh_db)
+    assert result.returncode == 0, result.stderr
+    assert "1 existing row(s) of jr_step_rewards break jr_step_rewards_result_known" in result.stdout
+    assert "VALIDATE CONSTRAINT jr_step_rewards_result_known" in result.stdout
+    assert cluster.admin("SELECT execution_result FROM jr_step_rewards WHERE step_number = 2",
+                         dbname=fresh_db) == [("error",)]
+    validated = dict(cluster.admin(
+        "SELECT conname::text, convalidated FROM pg_constraint WHERE conrelid = 'jr_step_rewards'::regclass"
+        " AND contype = 'c'", dbname=fresh_db))
+    assert validated == {"jr_step_rewards_attempts_nonnegative": True, "jr_step_rewards_result_known": False,
+                         "jr_step_rewards_step_number_nonnegative": True, "jr_step_rewards_time_nonnegative": True}
+    # Not validated, but enforced for every new write.
+    with pytest.raises(Exception, match="jr_step_rewards_result_known"):
+        cluster.admin("UPDATE jr_step_rewards SET execution_result = 'done' WHERE step_number = 1", dbname=fresh_db)
+
+
+def test_concurrent_migrations_take_turns(cluster, fresh_db):
+    results = []
+
+    def run():
+        results.append(cluster.migrate(fresh_db))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.returncode for r in results] == [0, 0, 0, 0], [r.stderr for r in results]
+    applied = [name for r in results for name in re.findall(r"^applied (\S+)", r.stdout, re.M)]
+    assert sorted(applied) == MIGRATIONS, "each migration is applied by exactly one run"
+    assert [row[1] for row in ledger(cluster, fresh_db)] == MIGRATIONS
+
+
+def copy_of_db_dir(tmp_path):
+    copy = tmp_path / "db"
+    shutil.copytree(REPO / "db", copy)
+    return copy
+
+
+def test_a_changed_applied_migration_is_refused(cluster, migrated_db, tmp_path):
+    db_dir = copy_of_db_dir(tmp_path)
+    changed = db_dir / "migrations" / "0002_step_attempts.sql"
+    changed.write_text(changed.read_text() + "\n-- an afterthought\n")
+    before = schema(cluster, migrated_db)
+
+    result = cluster.migrate(migrated_db, db_dir=db_dir)
+    assert result.returncode == 1
+    assert "0002_step_attempts.sql was changed after it was applied" in result.stderr
+    assert schema(cluster, migrated_db) == before
+
+
+def test_a_database_ahead_of_the_checkout_is_refused(cluster, migrated_db):
+    cluster.admin("INSERT INTO jr_schema_migrations (version, name, checksum) VALUES (9999, '9999_future.sql', 'x')",
+                  dbname=migrated_db)
+    result = cluster.migrate(migrated_db)
+    assert result.returncode == 1
+    assert "the database has migration 9999_future.sql, which this checkout does not have" in result.stderr
+
+
+def test_a_new_migration_is_applied_alone(cluster, migrated_db, tmp_path):
+    db_dir = copy_of_db_dir(tmp_path)
+    (db_dir / "migrations" / "0999_extra_note.sql").write_text(
+        "COMMENT ON TABLE public.jr_exploration_log IS 'changed by a later migration';")
+    result = cluster.migrate(migrated_db, db_dir=db_dir)
+    assert result.returncode == 0, result.stderr
+    assert re.findall(r"^applied (\S+)", result.stdout, re.M) == ["0999_extra_note.sql"]
+
+
+def test_a_failing_migration_rolls_back_whole_and_says_which(cluster, migrated_db, tmp_path):
+    db_dir = copy_of_db_dir(tmp_path)
+    (db_dir / "migrations" / "0999_broken.sql").write_text(
+        "CREATE TABLE public.jr_half_done (id int);\nSELECT no_such_function();")
+    result = cluster.migrate(migrated_db, db_dir=db_dir)
+    assert result.returncode == 1
+    assert "0999_broken.sql failed and was rolled back" in result.stderr
+    assert cluster.admin("SELECT to_regclass('public.jr_half_done')", dbname=migrated_db) == [(None,)]
+    assert len(ledger(cluster, migrated_db)) == len(MIGRATIONS)
+
+
+def test_a_misnamed_migration_file_is_refused(cluster, migrated_db, tmp_path):
+    db_dir = copy_of_db_dir(tmp_path)
+    (db_dir / "migrations" / "4_oops.sql").write_text("SELECT 1;")
+    result = cluster.migrate(migrated_db, db_dir=db_dir)
+    assert result.returncode == 1
+    assert "4_oops.sql: not a migration name" in result.stderr
+
+
+def test_lock_timeout_fails_clearly_instead_of_queueing(cluster, fresh_db):
+    seed_database(cluster, fresh_db)
+    blocker = cluster.connect(fresh_db)
+    try:
+        with blocker.cursor() as cur:  # a long transaction that has read the table
+            cur.execute("SELECT count(*) FROM jr_step_rewards")
+        started = time.monotonic()
+        result = cluster.migrate(fresh_db, JR_LOCK_TIMEOUT="1s")
+        elapsed = time.monotonic() - started
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert result.returncode == 1
+    assert "lock timeout" in result.stderr and "JR_LOCK_TIMEOUT" in result.stderr
+    assert elapsed < 60, "the run gave up instead of queueing (a loose bound: lock_timeout is 1 s)"
+    # What was applied before the busy table stays applied; the blocked migration left nothing.
+    assert [row[1] for row in ledger(cluster, fresh_db)] == MIGRATIONS[:2]
+    assert cluster.migrate(fresh_db).returncode == 0
+
+
+def test_unreachable_database_is_a_clear_error(cluster, tmp_path):
+    result = cluster.migrate("postgres", PGHOST=str(tmp_path), PGCONNECT_TIMEOUT="2")
+    assert result.returncode == 1
+    assert result.stderr.startswith("migrate: cannot connect:")
+
+
+@pytest.fixture
+def bare_cluster():
+    """A cluster of its own, where the project's roles have never existed."""
+    c = Cluster().start()
+    yield c
+    c.destroy()
+
+
+def test_without_createrole_migrate_succeeds_and_says_what_a_dba_must_run(bare_cluster):
+    c = bare_cluster
+    c.admin("CREATE ROLE migrator LOGIN NOCREATEROLE")
+    db = c.create_database(owner="migrator")
+
+    result = c.migrate(db, user="migrator")
+    assert result.returncode == 0, result.stderr
+    for role in ("jr_executor", "jr_reader"):
+        assert (f"role {role} does not exist and migrator may not create roles; "
+                f"a DBA must run: CREATE ROLE {role} NOLOGIN") in result.stdout
+    assert c.admin("SELECT count(*) FROM pg_roles WHERE rolname IN ('jr_executor', 'jr_reader')") == [(0,)]
+    assert c.admin("SELECT record_step(1, 1, 'bash', NULL, 'success', 1)", dbname=db) == [("recorded",)]
+
+    # Once a DBA has created the roles, the next migrate grants their privileges.
+    c.admin("CREATE ROLE jr_executor NOLOGIN")
+    c.admin("CREATE ROLE jr_reader NOLOGIN")
+    result = c.migrate(db, user="migrator")
+    assert result.returncode == 0, result.stderr
+    assert "does not exist" not in result.stdout
+    assert c.admin(
+        "SELECT has_function_privilege('jr_executor', 'record_step(integer, integer, text, text, text, integer, text,"
+        " timestamptz, uuid, text)', 'EXECUTE'), has_table_privilege('jr_reader', 'jr_step_rewards', 'SELECT'),"
+        " has_table_privilege('jr_executor', 'jr_step_rewards', 'SELECT')", dbname=db) == [(True, True, False)]
