@@ -4,9 +4,9 @@ really use, and that the pgTAP suite leaves a database as it found it."""
 import re
 import subprocess
 import threading
+import time
 
 import pytest
-
 from pgcluster import REPO
 
 RECORD = "SELECT record_step(%s, %s, 'bash', NULL, %s, 1, NULL, NULL, %s)"
@@ -21,7 +21,6 @@ def in_thread(fn):
 
 def wait_until_blocked(cluster, db, timeout=10):
     """Wait until some session of db waits on a lock (the racing call is parked where we want it)."""
-    import time
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         waiting = cluster.admin("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
@@ -109,7 +108,8 @@ def test_record_step_finds_the_step_through_the_unique_index(cluster, realistic_
 def sequence_use(cluster, db):
     rows = cluster.admin("""
         SELECT sequencename::text, CASE WHEN last_value IS NULL THEN 0 ELSE last_value END
-        FROM pg_sequences WHERE schemaname = 'public' AND sequencename IN ('jr_step_rewards_id_seq', 'jr_step_attempts_id_seq')
+        FROM pg_sequences
+        WHERE schemaname = 'public' AND sequencename IN ('jr_step_rewards_id_seq', 'jr_step_attempts_id_seq')
         """, dbname=db)
     return dict(rows)
 
@@ -117,7 +117,8 @@ def sequence_use(cluster, db):
 def documented_sequence_use():
     """The figures the README gives for what one pgTAP run consumes."""
     readme = (REPO / "README.md").read_text()
-    match = re.search(r"consumes (\d+) values of `jr_step_rewards_id_seq` and (\d+) of `jr_step_attempts_id_seq`", readme)
+    match = re.search(r"consumes (\d+) values of `jr_step_rewards_id_seq` and (\d+) of `jr_step_attempts_id_seq`",
+                      readme)
     assert match, "README.md says what a pgTAP run leaves behind"
     return {"jr_step_rewards_id_seq": int(match.group(1)), "jr_step_attempts_id_seq": int(match.group(2))}
 

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from pgcluster import REPO, Cluster
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
