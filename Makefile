@@ -27,9 +27,10 @@ else
   MIGRATED_DB :=
 endif
 
-.PHONY: help setup db db-stop migrate pgtap pytest test lint where
+.PHONY: help setup db db-stop migrate pgtap pytest test lint where demo
 
 help:
+	@echo "make demo      run a sample task twice on the embedded database: the retry skips finished steps"
 	@echo "make setup     install PostgreSQL, pgTAP, pg_prove, plpgsql_check (apt, if missing) and the venv"
 	@echo "make db        start the embedded database (.pg/); make db-stop stops it"
 	@echo "make migrate   install or upgrade the ledger in the target database"
@@ -65,6 +66,15 @@ pytest: $(PY)
 
 test: setup $(MIGRATED_DB)
 	@$(MAKE) --no-print-directory pgtap pytest
+
+# The demo always uses the embedded database: it writes sample rows nobody asked for elsewhere.
+demo: $(PY)
+ifeq ($(EMBEDDED),1)
+	@$(MAKE) --no-print-directory db migrate >/dev/null
+	@scripts/demo.sh
+else
+	@env -u PGHOST -u PGSERVICE -u PGPORT -u PGUSER -u PGDATABASE $(MAKE) --no-print-directory demo
+endif
 
 lint: $(PY) $(MIGRATED_DB)
 	@$(VENV)/bin/ruff check db python_client tests

@@ -1,0 +1,121 @@
+"""jr-steps: run an instruction with step tracking, and look at the ledger.
+
+Exit status: 0 done; 1 a step failed, the database could not answer, or records are left in the
+spool; 2 a bad argument or an unreadable instruction.
+"""
+
+import argparse
+import logging
+import sys
+
+import psycopg2
+
+from . import db
+from .executor import TaskExecutor
+from .instructions import InstructionError, parse_instructions
+from .recorder import StepRecorder
+
+
+def _table(headers, rows):
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([line.format(*headers), line.format(*("-" * w for w in widths)),
+                      *(line.format(*r) for r in cells)]).replace(" \n", "\n")
+
+
+def cmd_run(args):
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            steps = parse_instructions(f.read())
+    except (OSError, UnicodeDecodeError, InstructionError) as exc:
+        print(f"jr-steps run: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    if not steps:
+        print(f"jr-steps run: {args.file} has no steps (no SEARCH/REPLACE blocks, no bash blocks)", file=sys.stderr)
+        return 2
+    executor = TaskExecutor(workdir=args.workdir)
+    executor.step_recorder = StepRecorder(dsn=args.dsn, spool_path=args.spool)
+    print(f"task {args.task_id}: {len(steps)} steps from {args.file}, in {executor.workdir}")
+    summary = executor.run_task(args.task_id, steps)
+    executor.step_recorder.close()
+    if summary.failed:
+        print(f"task {args.task_id}: step {summary.failed[0]} failed; ran {len(summary.ran)}, "
+              f"skipped {len(summary.skipped)}. Run it again to retry from there.")
+        return 1
+    print(f"task {args.task_id}: done; ran {len(summary.ran)}, skipped {len(summary.skipped)} already done")
+    return 0
+
+
+def _query(args, call):
+    try:
+        conn = psycopg2.connect(args.dsn or "", connect_timeout=5, application_name="jr-steps")
+    except psycopg2.Error as exc:
+        print(f"jr-steps: cannot connect: {str(exc).strip()}", file=sys.stderr)
+        return None
+    try:
+        with conn:
+            return call(conn)
+    except psycopg2.Error as exc:
+        print(f"jr-steps: {str(exc).strip()}", file=sys.stderr)
+        return None
+    finally:
+        conn.close()
+
+
+def cmd_status(args):
+    rows = _query(args, lambda conn: db.task_steps(conn, args.task_id))
+    if rows is None:
+        return 1
+    if not rows:
+        print(f"task {args.task_id}: no steps recorded")
+        return 0
+    print(_table(["step", "type", "result", "attempts", "time_ms", "updated", "target", "error"],
+                 [(n, t, r, a, ms, u.strftime("%Y-%m-%d %H:%M:%S") if u else None, f, (e or "")[:60].replace("\n", " "))
+                  for n, t, r, a, ms, u, f, e in rows]))
+    return 0
+
+
+def cmd_stats(args):
+    rows = _query(args, db.step_type_stats)
+    if rows is None:
+        return 1
+    print(_table(["step_type", "steps", "attempts", "succeeded", "failed", "pending", "avg_ms"], rows))
+    return 0
+
+
+def cmd_replay(args):
+    recorder = StepRecorder(dsn=args.dsn, spool_path=args.spool)
+    counts = recorder.replay()
+    recorder.close()
+    print(f"spool {recorder.spool.path}: recorded {counts['recorded']}, stale {counts['stale']}, "
+          f"duplicate {counts['duplicate']}, rejected {counts['rejected']}, remaining {counts['remaining']}")
+    if counts["busy"]:
+        print("jr-steps replay: another process is replaying this spool now", file=sys.stderr)
+    if counts["error"]:
+        print(f"jr-steps replay: stopped: {counts['error']}", file=sys.stderr)
+    return 0 if counts["remaining"] == 0 else 1
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="jr-steps", description=__doc__.splitlines()[0])
+    p.add_argument("--dsn", help="libpq connection string (default: the PG* environment variables)")
+    p.add_argument("--spool", help="spool file (default: $JR_STEP_SPOOL or ~/.local/state/jr-step-rewards/spool.jsonl)")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run an instruction's steps, skipping those already done")
+    run.add_argument("file")
+    run.add_argument("--task-id", type=int, required=True)
+    run.add_argument("--workdir", default=".", help="where relative paths and bash steps run (default: .)")
+    run.set_defaults(func=cmd_run)
+    status = sub.add_parser("status", help="the steps of one task")
+    status.add_argument("--task-id", type=int, required=True)
+    status.set_defaults(func=cmd_status)
+    sub.add_parser("stats", help="results per step type").set_defaults(func=cmd_stats)
+    sub.add_parser("replay", help="send the spool to the database").set_defaults(func=cmd_replay)
+    return p
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    args = parser().parse_args(argv)
+    return args.func(args)

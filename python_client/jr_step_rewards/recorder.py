@@ -1,0 +1,273 @@
+"""StepRecorder: the resilience around the thin caller. Recording must never block or break the
+executor, and no record may be lost.
+
+- One persistent autocommit connection, opened lazily, reopened after a failure, with connect,
+  statement and lock timeouts, TCP keepalives and tcp_user_timeout set on it.
+- All database I/O runs on the recorder's own daemon thread. The caller waits for it at most until
+  its deadline (2 s by default), so even a peer that accepts packets and never answers cannot hold
+  the executor longer.
+- After a failure a circuit breaker sends calls straight to the spool for a cool-down, then tries
+  the database again. While a call that missed its deadline is still stuck, the breaker stays open.
+- Nothing raises into the executor: each failure is logged once as a WARNING (passwords redacted)
+  and the call returns False.
+- A record that cannot reach the database goes to the durable spool, which is replayed on the next
+  good connection and by `jr-steps replay`. Replays are idempotent (event_id) and never undo newer
+  state (event time).
+"""
+
+import concurrent.futures
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+
+import psycopg2
+import psycopg2.extensions
+
+from . import db
+from .records import InvalidEvent, StepEvent, clean_text, content_hash
+from .spool import Spool
+
+log = logging.getLogger("jr_step_rewards")
+
+
+class _Worker:
+    """One daemon thread that owns the connection and runs jobs in order.
+
+    Daemon, so a job stuck on a silent peer never keeps the executor's process from exiting."""
+
+    def __init__(self, connect):
+        self._connect = connect
+        self._conn = None
+        self._jobs = queue.SimpleQueue()
+        self._thread = None
+
+    def submit(self, job):
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="jr-step-recorder", daemon=True)
+            self._thread.start()
+        future = concurrent.futures.Future()
+        self._jobs.put((job, future))
+        return future
+
+    def _loop(self):
+        while True:
+            job, future = self._jobs.get()
+            if job is None:
+                self._drop()
+                future.set_result(None)
+                return
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._connect()
+                future.set_result(job(self._conn))
+            except BaseException as exc:  # handed to the caller, never raised on this thread
+                if not isinstance(exc, (InvalidEvent, psycopg2.DataError, psycopg2.IntegrityError)):
+                    self._drop()  # the connection may be broken or mid-statement: start afresh
+                future.set_exception(exc)
+
+    def _drop(self):
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is gone either way
+                pass
+            self._conn = None
+
+    def stop(self):
+        if self._thread is not None:
+            self._jobs.put((None, concurrent.futures.Future()))
+
+
+def is_permanent(exc):
+    """True for failures that retrying cannot fix: the event itself is bad (SQLSTATE class 22 or
+    23, or psycopg2 refusing a value). Anything else (connection, timeouts, a ledger not yet
+    migrated or granted) may pass later, so the event is spooled."""
+    if isinstance(exc, InvalidEvent):
+        return True
+    if isinstance(exc, psycopg2.Error):
+        return (exc.pgcode or "")[:2] in ("22", "23")
+    return isinstance(exc, (ValueError, TypeError))
+
+
+class StepRecorder:
+    """Records step events in the ledger without ever blocking or failing the executor.
+
+    Connection: db_config (the dict the executor passes to psycopg2.connect), or a DSN, or neither
+    (the libpq variables PGHOST, PGUSER, ...). Spool: a path, or $JR_STEP_SPOOL, or
+    ~/.local/state/jr-step-rewards/spool.jsonl.
+    """
+
+    def __init__(self, db_config=None, dsn=None, *, spool_path=None, deadline=2.0, cooldown=5.0,
+                 connect_timeout=2, statement_timeout_ms=1500, lock_timeout_ms=500,
+                 tcp_user_timeout_ms=5000, executor_id=None):
+        self._db_config = dict(db_config or {})
+        self._dsn = dsn or ""
+        self.spool = Spool(spool_path)
+        self.deadline = deadline
+        self.cooldown = cooldown
+        self.executor_id = executor_id or f"{socket.gethostname()}:{os.getpid()}"
+        self._timeouts = dict(connect_timeout=connect_timeout, statement_timeout_ms=statement_timeout_ms,
+                              lock_timeout_ms=lock_timeout_ms, tcp_user_timeout_ms=tcp_user_timeout_ms)
+        self._worker = _Worker(self._connect)
+        self._open_until = 0.0
+        self._stuck = None
+        self._replay_wanted = True  # a previous run may have left events in the spool
+        self._secrets = self._find_secrets()
+
+    # -- the executor's calls -------------------------------------------------------------------
+
+    def record_step(self, task_id, step_number, step_type, target_file, execution_result,
+                    execution_time_ms=None, error_detail=None):
+        """Record one step event. True when the ledger has it, False otherwise (then it is in the
+        spool, or, when the ledger would refuse it for good, logged and kept in the rejected file)."""
+        try:
+            event = StepEvent.create(task_id, step_number, step_type, target_file, execution_result,
+                                     execution_time_ms, error_detail, executor=self.executor_id)
+        except Exception as exc:  # noqa: BLE001 - bad input must not reach the executor as an exception
+            self._warn(f"not recording task {task_id!r} step {step_number!r}: {exc}")
+            return False
+        ok, answer = self._call(lambda conn: self._send(conn, event))
+        if ok:
+            return True
+        if is_permanent(answer):
+            self._spool_write(lambda: self.spool.reject(event, self._redact(str(answer).strip())))
+            return False
+        self._spool_write(lambda: self.spool.append(event))
+        self._replay_wanted = True
+        return False
+
+    def step_succeeded(self, task_id, step_number, step_content_hash=None):
+        """Did the step already succeed (with this definition, when a hash is given)? Asks the
+        database, and counts a success still waiting in the spool; when neither says so, or the
+        database cannot answer within the deadline, returns False, the safe default."""
+        ok, answer = self._call(lambda conn: db.step_succeeded(conn, task_id, step_number, step_content_hash))
+        if ok and answer:
+            return True
+        if not ok and is_permanent(answer):
+            self._warn(f"step_succeeded({task_id!r}, {step_number!r}) refused: {str(answer).strip()}")
+        try:
+            latest = self.spool.latest(task_id, step_number)
+        except Exception as exc:  # noqa: BLE001 - an unreadable spool means "not known to have succeeded"
+            self._warn(f"could not read the spool {self.spool.path}: {exc}")
+            return False
+        return (latest is not None and latest.execution_result == "success"
+                and step_content_hash in (None, latest.content_hash))
+
+    @staticmethod
+    def content_hash(task_id, step_number, step_type, target_file):
+        """The hash record_step stores for this definition, for step_succeeded(..., step_content_hash)."""
+        return content_hash(task_id, step_number, clean_text(step_type), clean_text(target_file))
+
+    def replay(self, timeout=60.0):
+        """Send the spool to the database now. Returns the spool's counts (see Spool.replay)."""
+        future = self._worker.submit(self._replay_job)
+        try:
+            counts = future.result(timeout)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            counts = {"recorded": 0, "stale": 0, "duplicate": 0, "rejected": 0, "busy": False,
+                      "remaining": len(self.spool.events()), "error": exc}
+        if counts["error"] is not None:
+            counts["error"] = self._redact(str(counts["error"]))
+        return counts
+
+    def close(self):
+        """Stop the worker thread and close the connection (without waiting on a stuck call)."""
+        self._worker.stop()
+
+    # -- machinery ------------------------------------------------------------------------------
+
+    def _connect(self):
+        config = dict(self._db_config)
+        t = self._timeouts
+        options = " ".join(filter(None, [
+            config.pop("options", ""),
+            f"-c statement_timeout={t['statement_timeout_ms']}",
+            f"-c lock_timeout={t['lock_timeout_ms']}",
+            "-c idle_in_transaction_session_timeout=10000",
+        ]))
+        params = {"connect_timeout": t["connect_timeout"], "keepalives": 1, "keepalives_idle": 5,
+                  "keepalives_interval": 2, "keepalives_count": 2, "tcp_user_timeout": t["tcp_user_timeout_ms"],
+                  "application_name": "jr-step-recorder", **config, "options": options}
+        conn = psycopg2.connect(self._dsn, **params)
+        conn.autocommit = True
+        return conn
+
+    def _send(self, conn, event):
+        """On the worker: record one event; refusals for good become InvalidEvent."""
+        try:
+            return db.record_step(conn, **event.as_dict())
+        except Exception as exc:
+            if is_permanent(exc) and not isinstance(exc, InvalidEvent):
+                raise InvalidEvent(str(exc).strip()) from exc
+            raise
+
+    def _replay_job(self, conn):
+        return self.spool.replay(lambda event: self._send(conn, event))
+
+    def _call(self, job):
+        """Run job on the worker within the deadline. (True, result), or (False, the reason)."""
+        if self._stuck is not None and not self._stuck.done():
+            return False, "a call that missed its deadline is still waiting on the database"
+        self._stuck = None
+        if time.monotonic() < self._open_until:
+            return False, "the database failed recently (circuit breaker open)"
+        if self._replay_wanted:
+            self._replay_wanted = False
+            self._worker.submit(self._background_replay)
+        future = self._worker.submit(job)
+        try:
+            return True, future.result(timeout=self.deadline)
+        except concurrent.futures.TimeoutError:
+            self._stuck = future
+            self._trip(f"no answer from the database within {self.deadline:g} s")
+            return False, TimeoutError("deadline passed")
+        except Exception as exc:  # noqa: BLE001 - every failure ends here, none reaches the executor
+            if not is_permanent(exc):  # a refusal for good is the caller's to report
+                self._trip(f"{type(exc).__name__}: {str(exc).strip()}")
+            return False, exc
+
+    def _background_replay(self, conn):
+        """On the worker, before the next job: replay what earlier outages left in the spool."""
+        if self.spool.is_empty():
+            return None
+        counts = self._replay_job(conn)
+        if counts["error"] is not None:
+            self._replay_wanted = True
+            raise counts["error"]  # the worker drops the connection; the next job reconnects
+        log.info("jr_step_rewards: replayed the spool: %s", counts)
+        return counts
+
+    def _trip(self, reason):
+        self._open_until = time.monotonic() + self.cooldown
+        self._warn(f"database unavailable ({reason}); spooling to {self.spool.path} "
+                   f"and retrying in {self.cooldown:g} s")
+
+    def _spool_write(self, write):
+        try:
+            write()
+        except Exception as exc:  # noqa: BLE001 - the last resort: say so loudly, never raise
+            self._warn(f"could not write the spool {self.spool.path}; this record is lost: {exc}")
+
+    def _find_secrets(self):
+        secrets = [self._db_config.get("password"), os.environ.get("PGPASSWORD")]
+        if self._dsn:
+            try:
+                secrets.append(psycopg2.extensions.parse_dsn(self._dsn).get("password"))
+            except psycopg2.Error:
+                pass
+        found = set()
+        for secret in filter(None, secrets):
+            found.add(str(secret))
+            found.update(token for token in str(secret).split() if len(token) >= 4)
+        return sorted(found, key=len, reverse=True)
+
+    def _redact(self, text):
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _warn(self, message):
+        log.warning("jr_step_rewards: %s", self._redact(message))

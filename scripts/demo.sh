@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# make demo: a task whose bash step fails on the first attempt, run twice against the embedded
+# database. The retry skips the step that already succeeded, so the edit is not applied twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=${JR_VENV:-.venv}
+work=$(mktemp -d /tmp/jr-demo-XXXXXX)
+cp -r examples/demo/project/. "$work"
+export JR_STEP_SPOOL="$work/.jr-spool.jsonl"
+task_id=$(( $(date +%s) % 2000000000 ))
+run() { "$venv/bin/jr-steps" "$@"; }
+title() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+title "The task: examples/demo/task.md, in a scratch copy of its files ($work)"
+grep '^### Step' examples/demo/task.md | sed 's/^### /  /'
+
+title "Attempt 1"
+run run examples/demo/task.md --task-id "$task_id" --workdir "$work" || true
+
+title "Attempt 2: the retry"
+run run examples/demo/task.md --task-id "$task_id" --workdir "$work"
+
+title "The ledger: jr-steps status --task-id $task_id"
+run status --task-id "$task_id"
+
+title "Every attempt, failures included (jr_step_attempts)"
+psql -X -q -P footer=off -c "SELECT step_number AS step, attempt_number AS attempt, execution_result AS result,
+    execution_time_ms AS ms, left(error_detail, 40) AS error
+    FROM jr_step_attempts WHERE task_id = $task_id ORDER BY id"
+
+title "The edited file: $work/greeter.py"
+cat "$work/greeter.py"
+
+title "Without the ledger"
+"$venv/bin/python" - "$work/greeter.py" <<'PY'
+import sys
+from jr_step_rewards.instructions import parse_instructions
+edit = parse_instructions(open("examples/demo/task.md").read())[0]
+text = open("examples/demo/project/greeter.py").read()
+for attempt in (1, 2):  # the old executor re-applies every step on a retry
+    text = text.replace(edit.search, edit.replace, 1)
+old, new = text.count("def shout"), open(sys.argv[1]).read().count("def shout")
+print(f"Re-applying step 1 on the retry, as the old executor did, leaves {old} copies of shout().")
+print(f"With the ledger the retry skipped it: {new} copy.")
+PY
