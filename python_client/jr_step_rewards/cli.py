@@ -20,8 +20,8 @@ def _table(headers, rows):
     cells = [[("" if v is None else str(v)) for v in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([line.format(*headers), line.format(*("-" * w for w in widths)),
-                      *(line.format(*r) for r in cells)]).replace(" \n", "\n")
+    rendered = [line.format(*headers), line.format(*("-" * w for w in widths)), *(line.format(*r) for r in cells)]
+    return "\n".join(r.rstrip() for r in rendered)
 
 
 def cmd_run(args):
