@@ -1,11 +1,24 @@
+import itertools
+import socket
+
 import pytest
 from pgcluster import Cluster
+
+APP_PASSWORD = "pw-Ledger 2026!s3cret"
+
+
+def free_port():
+    """A loopback TCP port nothing listens on (right now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def cluster():
-    """One private cluster for the whole run; each test makes its own databases in it."""
-    c = Cluster().start()
+    """One private cluster for the whole run, on its own socket and a loopback port; each test
+    makes its own databases in it."""
+    c = Cluster(port=free_port(), listen="127.0.0.1").start()
     yield c
     c.destroy()
 
@@ -24,3 +37,31 @@ def migrated_db(cluster, fresh_db):
     result = cluster.migrate(fresh_db)
     assert result.returncode == 0, result.stderr
     return fresh_db
+
+
+@pytest.fixture(scope="session")
+def ledger_db(cluster):
+    """One migrated database shared by the executor and recorder tests (each uses its own task ids)."""
+    name = cluster.create_database()
+    result = cluster.migrate(name)
+    assert result.returncode == 0, result.stderr
+    cluster.admin("CREATE ROLE jr_app LOGIN PASSWORD %s IN ROLE jr_executor", (APP_PASSWORD,))
+    yield name
+    cluster.admin(f"DROP DATABASE {name} WITH (FORCE)")
+    cluster.admin("DROP ROLE jr_app")
+
+
+@pytest.fixture(scope="session")
+def app_config(cluster, ledger_db):
+    """The executor's db_config: a login that is only a member of jr_executor, over TCP with a password."""
+    return {"host": "127.0.0.1", "port": cluster.port, "user": "jr_app", "password": APP_PASSWORD,
+            "dbname": ledger_db}
+
+
+_task_ids = itertools.count(1000)
+
+
+@pytest.fixture
+def task_id():
+    """A task id no other test uses."""
+    return next(_task_ids)

@@ -81,6 +81,11 @@ class _Worker:
             self._jobs.put((None, concurrent.futures.Future()))
 
 
+class ConfigurationError(Exception):
+    """The recorder's own settings cannot work (a malformed DSN). Not permanent for an event: once
+    the settings are fixed, the spooled events replay."""
+
+
 def is_permanent(exc):
     """True for failures that retrying cannot fix: the event itself is bad (SQLSTATE class 22 or
     23, or psycopg2 refusing a value). Anything else (connection, timeouts, a ledger not yet
@@ -115,6 +120,7 @@ class StepRecorder:
         self._open_until = 0.0
         self._stuck = None
         self._replay_wanted = True  # a previous run may have left events in the spool
+        self._dsn_problem = self._check_dsn()
         self._secrets = self._find_secrets()
 
     # -- the executor's calls -------------------------------------------------------------------
@@ -180,6 +186,8 @@ class StepRecorder:
     # -- machinery ------------------------------------------------------------------------------
 
     def _connect(self):
+        if self._dsn_problem:
+            raise ConfigurationError(self._dsn_problem)
         config = dict(self._db_config)
         t = self._timeouts
         options = " ".join(filter(None, [
@@ -251,13 +259,19 @@ class StepRecorder:
         except Exception as exc:  # noqa: BLE001 - the last resort: say so loudly, never raise
             self._warn(f"could not write the spool {self.spool.path}; this record is lost: {exc}")
 
+    def _check_dsn(self):
+        """None, or why the DSN cannot work. libpq's own message quotes the DSN, password and all,
+        so it is never passed on."""
+        try:
+            psycopg2.extensions.parse_dsn(self._dsn)
+        except psycopg2.Error:
+            return "the DSN is malformed (libpq's message is withheld: it quotes the DSN, which may hold a password)"
+        return None
+
     def _find_secrets(self):
         secrets = [self._db_config.get("password"), os.environ.get("PGPASSWORD")]
-        if self._dsn:
-            try:
-                secrets.append(psycopg2.extensions.parse_dsn(self._dsn).get("password"))
-            except psycopg2.Error:
-                pass
+        if self._dsn and not self._dsn_problem:
+            secrets.append(psycopg2.extensions.parse_dsn(self._dsn).get("password"))
         found = set()
         for secret in filter(None, secrets):
             found.add(str(secret))

@@ -1,0 +1,282 @@
+"""StepRecorder against a real PostgreSQL: it records, never raises, never blocks past its deadline,
+spools what the database cannot take, and replays it exactly once."""
+
+import json
+import logging
+import socket
+import threading
+import time
+
+import pytest
+from conftest import APP_PASSWORD, free_port
+from jr_step_rewards import StepRecorder, StepTrackingMixin, db
+from jr_step_rewards.records import ERROR_DETAIL_MAX, StepEvent, clean_text, elide_middle
+
+SEED_HASH_VECTOR = ((7, 3, "search_replace", "/ganuda/jr_executor/task_executor.py"),
+                    "6138d70c647a2198040ead4917a1516bd2ce8db778ee11abe10e92326d927eda")
+
+
+@pytest.fixture
+def spool_path(tmp_path):
+    return tmp_path / "spool" / "spool.jsonl"
+
+
+@pytest.fixture
+def recorder(app_config, spool_path):
+    r = StepRecorder(app_config, spool_path=spool_path)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def down_config(app_config):
+    """The same login, pointed at a loopback port where nothing listens: connection refused."""
+    return dict(app_config, port=free_port())
+
+
+def state(cluster, db_name, task_id):
+    return cluster.admin("SELECT step_number, execution_result, attempts, execution_time_ms, error_detail"
+                         " FROM jr_step_rewards WHERE task_id = %s ORDER BY step_number", (task_id,), dbname=db_name)
+
+
+def history(cluster, db_name, task_id):
+    return cluster.admin("SELECT step_number, attempt_number, execution_result FROM jr_step_attempts"
+                         " WHERE task_id = %s ORDER BY id", (task_id,), dbname=db_name)
+
+
+def test_records_through_a_login_that_is_only_a_jr_executor(cluster, ledger_db, recorder, task_id):
+    assert recorder.record_step(task_id, 1, "bash", None, "pending") is True
+    assert recorder.record_step(task_id, 1, "bash", None, "failed", 12.6, "exit 2: boom") is True
+    assert state(cluster, ledger_db, task_id) == [(1, "failed", 1, 13, "exit 2: boom")]
+    assert recorder.step_succeeded(task_id, 1) is False
+    assert recorder.record_step(task_id, 1, "bash", None, "success", 5) is True
+    assert recorder.step_succeeded(task_id, 1) is True
+    assert recorder.step_succeeded(task_id, 1, recorder.content_hash(task_id, 1, "bash", None)) is True
+    assert recorder.step_succeeded(task_id, 1, recorder.content_hash(task_id, 1, "bash", "changed.py")) is False
+    executor = cluster.admin("SELECT DISTINCT executor FROM jr_step_attempts WHERE task_id = %s", (task_id,),
+                             dbname=ledger_db)
+    assert executor == [(recorder.executor_id,)]
+
+
+def test_the_content_hash_is_the_seeds():
+    args, expected = SEED_HASH_VECTOR
+    assert StepRecorder.content_hash(*args) == expected
+
+
+def test_python_cuts_long_errors_exactly_as_the_ledger_does(cluster, ledger_db):
+    for text in ["x" * (ERROR_DETAIL_MAX + 1), "é" * 20000 + "tail", "a" * 10**6, "short"]:
+        assert cluster.admin("SELECT jr_elide_middle(%s, %s)", (text, ERROR_DETAIL_MAX), dbname=ledger_db) \
+            == [(elide_middle(text, ERROR_DETAIL_MAX),)]
+
+
+def test_text_is_cleaned_before_it_is_sent(cluster, ledger_db, recorder, task_id):
+    nasty = b"before\x00after \xff\xfe invalid " + "é".encode() + b" \xed\xa0\x80"
+    assert recorder.record_step(task_id, 1, "bash", "dir\x00/f\udcffile.py", "failed", 1, nasty) is True
+    [(target, error)] = cluster.admin("SELECT target_file, error_detail FROM jr_step_rewards WHERE task_id = %s",
+                                      (task_id,), dbname=ledger_db)
+    assert target == "dir/f\ufffdile.py"
+    assert error == "beforeafter \ufffd\ufffd invalid é \ufffd\ufffd\ufffd"
+    assert clean_text("\ud800 lone") == "? lone"
+
+
+def test_a_megabyte_of_stderr_is_kept_head_and_tail(cluster, ledger_db, recorder, task_id):
+    stderr = "FIRST LINE\n" + "noise\n" * 200_000 + "LAST LINE"
+    assert recorder.record_step(task_id, 1, "bash", None, "failed", 1, stderr) is True
+    [(error,)] = cluster.admin("SELECT error_detail FROM jr_step_rewards WHERE task_id = %s", (task_id,),
+                               dbname=ledger_db)
+    assert len(error) <= ERROR_DETAIL_MAX
+    assert error.startswith("FIRST LINE") and error.endswith("LAST LINE") and "characters cut]…" in error
+
+
+def test_bad_input_never_raises_and_is_logged_once(recorder, task_id, caplog, spool_path):
+    caplog.set_level(logging.WARNING, "jr_step_rewards")
+    assert recorder.record_step(task_id, 2**31, "bash", None, "success", 1) is False
+    assert recorder.record_step(task_id, 1, "bash", None, "done", 1) is False
+    assert recorder.record_step(task_id, 1, "x" * 31, None, "success", 1) is False
+    assert recorder.step_succeeded(None, 1) is False
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 4, messages
+    assert "step_number must be a 32-bit integer, got 2147483648" in messages[0]
+    assert "execution_result must be one of pending, success, failed, got 'done'" in messages[1]
+    assert "is 31 characters, more than the 30 allowed" in messages[2]
+    assert "step_succeeded(None, 1) refused: record_step" not in messages[3]
+    assert "task_id must not be NULL" in messages[3]
+    # The event the ledger refused for good is kept for a person, not spooled for ever.
+    rejected = spool_path.with_name("spool.jsonl.rejected").read_text().splitlines()
+    assert len(rejected) == 1 and json.loads(rejected[0])["step_type"] == "x" * 31
+    assert not spool_path.exists()
+
+
+def test_database_down_the_task_goes_on_and_replay_delivers_every_record_once(
+        cluster, ledger_db, app_config, down_config, spool_path, task_id, caplog):
+    caplog.set_level(logging.WARNING, "jr_step_rewards")
+    offline = StepRecorder(down_config, spool_path=spool_path)
+    started = time.monotonic()
+    for step in range(1, 21):
+        assert offline.record_step(task_id, step, "bash", None, "pending") is False
+        assert offline.record_step(task_id, step, "bash", None, "success" if step != 20 else "failed", 3) is False
+    assert offline.step_succeeded(task_id, 5) is True, "a spooled success counts"
+    assert offline.step_succeeded(task_id, 20) is False
+    assert offline.step_succeeded(task_id, 21) is False
+    elapsed = time.monotonic() - started
+    offline.close()
+    assert elapsed < offline.deadline, f"40 records and 3 checks with the database down took {elapsed:.2f} s"
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "Connection refused" in warnings[0], "one warning, then the breaker"
+    assert len(spool_path.read_text().splitlines()) == 40
+
+    online = StepRecorder(app_config, spool_path=spool_path)
+    counts = online.replay()
+    assert {k: counts[k] for k in ("recorded", "duplicate", "remaining", "error")} == \
+        {"recorded": 40, "duplicate": 0, "remaining": 0, "error": None}
+    assert online.spool.is_empty()
+    assert online.replay()["recorded"] == 0, "nothing is sent twice"
+    online.close()
+    rows = state(cluster, ledger_db, task_id)
+    assert [(n, r, a) for n, r, a, _, _ in rows] == [(n, "success", 1) for n in range(1, 20)] + [(20, "failed", 1)]
+    assert len(history(cluster, ledger_db, task_id)) == 40
+
+
+def test_the_next_good_connection_replays_the_spool_by_itself(cluster, ledger_db, app_config, down_config,
+                                                              spool_path, task_id):
+    offline = StepRecorder(down_config, spool_path=spool_path)
+    offline.record_step(task_id, 1, "bash", None, "success", 1)
+    offline.close()
+    online = StepRecorder(app_config, spool_path=spool_path)
+    assert online.record_step(task_id, 2, "bash", None, "success", 1) is True
+    assert online.step_succeeded(task_id, 1) is True
+    online.close()
+    assert spool_path.parent.exists() and online.spool.is_empty()
+    assert [r[:3] for r in state(cluster, ledger_db, task_id)] == [(1, "success", 1), (2, "success", 1)]
+
+
+def test_a_replayed_older_event_never_overwrites_newer_state(cluster, ledger_db, recorder, spool_path, task_id):
+    old = StepEvent.create(task_id, 1, "bash", None, "failed", 9, "old failure")  # timed first
+    assert recorder.record_step(task_id, 1, "bash", None, "success", 4) is True  # newer, straight to the database
+    recorder.spool.append(old)  # delivered late
+    counts = recorder.replay()
+    assert counts["stale"] == 1 and counts["remaining"] == 0
+    assert state(cluster, ledger_db, task_id) == [(1, "success", 2, 4, None)]
+
+
+def test_replaying_the_same_spool_twice_records_each_event_once(cluster, ledger_db, recorder, spool_path, task_id):
+    events = [StepEvent.create(task_id, n, "bash", None, "success", n) for n in (1, 2)]
+    for event in events:
+        recorder.spool.append(event)
+    copy = spool_path.read_bytes()
+    assert recorder.replay()["recorded"] == 2
+    spool_path.write_bytes(copy)
+    assert recorder.replay()["duplicate"] == 2
+    assert len(history(cluster, ledger_db, task_id)) == 2
+
+
+def test_a_torn_last_line_is_skipped_with_a_warning_and_the_rest_replays(cluster, ledger_db, recorder, spool_path,
+                                                                         task_id, caplog):
+    caplog.set_level(logging.WARNING, "jr_step_rewards")
+    recorder.spool.append(StepEvent.create(task_id, 1, "bash", None, "success", 1))
+    with open(spool_path, "ab") as f:  # a crash in the middle of the next append
+        f.write(json.dumps(StepEvent.create(task_id, 2, "bash", None, "success", 1).as_dict()).encode()[:40])
+    recorder.spool.append(StepEvent.create(task_id, 3, "bash", None, "success", 1))  # ends the torn line first
+
+    counts = recorder.replay()
+    assert counts["recorded"] == 2 and counts["remaining"] == 0
+    assert any("skipping unreadable line 2" in r.getMessage() for r in caplog.records)
+    assert [r[0] for r in state(cluster, ledger_db, task_id)] == [1, 3]
+
+
+def test_a_peer_that_never_answers_cannot_hold_the_caller_past_the_deadline(app_config, spool_path, task_id):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # accepts connections (the kernel does) and never says a word
+    try:
+        recorder = StepRecorder(dict(app_config, port=silent.getsockname()[1]), spool_path=spool_path,
+                                deadline=0.5, cooldown=60)
+        started = time.monotonic()
+        assert recorder.record_step(task_id, 1, "bash", None, "success", 1) is False
+        first = time.monotonic() - started
+        assert recorder.record_step(task_id, 2, "bash", None, "success", 1) is False
+        assert recorder.step_succeeded(task_id, 3) is False
+        total = time.monotonic() - started
+        recorder.close()
+    finally:
+        silent.close()
+    assert first < 1.5, f"the first call waited {first:.2f} s with a 0.5 s deadline"
+    assert total < 2.0, f"later calls skipped the stuck database (took {total:.2f} s in all)"
+    assert len(spool_path.read_text().splitlines()) == 2
+
+
+def test_warnings_never_show_the_password(app_config, spool_path, task_id, caplog):
+    caplog.set_level(logging.DEBUG, "jr_step_rewards")
+    wrong = StepRecorder(dict(app_config, user="nobody_here"), spool_path=spool_path)
+    wrong.record_step(task_id, 1, "bash", None, "success", 1)
+    wrong.close()
+    malformed = StepRecorder(dsn=f"host=127.0.0.1 password={APP_PASSWORD}", spool_path=spool_path)
+    malformed.record_step(task_id, 1, "bash", None, "success", 1)
+    malformed.close()
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "password authentication failed" in text or "nobody_here" in text
+    assert "the DSN is malformed (libpq's message is withheld" in text
+    for secret in (APP_PASSWORD, *APP_PASSWORD.split()):
+        assert secret not in text
+
+
+class BareExecutor(StepTrackingMixin):
+    """The least an executor can be: a class with a db_config."""
+
+    def __init__(self, db_config):
+        self.db_config = db_config
+
+
+def test_the_mixin_works_on_a_bare_class_with_only_db_config(cluster, ledger_db, app_config, task_id):
+    bare = BareExecutor(app_config)
+    assert bare._step_already_succeeded(task_id, 1) is False
+    assert bare._record_step_result(task_id, 1, "search_replace", "a.py", {"success": False, "error": "nope"}, 7)
+    assert bare._record_step_result(task_id, 1, "search_replace", "a.py", {"success": True}, 8)
+    assert bare._step_already_succeeded(task_id, 1) is True
+    bare._current_task_id, bare._current_step_number = task_id, 2
+    with bare.tracked_step("bash") as step:
+        step.result = {"success": False, "error": "exit 1: two lines"}
+    with pytest.raises(ZeroDivisionError):
+        with bare.tracked_step("bash", step_number=3):
+            raise ZeroDivisionError("division by zero")
+    bare.step_recorder.close()
+    assert [r[:3] + (r[4],) for r in state(cluster, ledger_db, task_id)] == [
+        (1, "success", 2, None), (2, "failed", 1, "exit 1: two lines"),
+        (3, "failed", 1, "ZeroDivisionError: division by zero")]
+    assert history(cluster, ledger_db, task_id) == [
+        (1, 1, "failed"), (1, 2, "success"), (2, 1, "pending"), (2, 1, "failed"), (3, 1, "pending"), (3, 1, "failed")]
+
+
+def test_the_thin_caller_joins_the_callers_transaction(cluster, ledger_db, task_id):
+    conn = cluster.connect(ledger_db)
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1")
+    assert db.record_step(conn, task_id, 1, "bash", None, "success", 1) == "recorded"
+    assert db.step_succeeded(conn, task_id, 1) is True
+    conn.rollback()
+    assert db.step_succeeded(conn, task_id, 1) is False
+    conn.close()
+
+
+def test_the_spool_has_a_sane_configurable_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("JR_STEP_SPOOL", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert StepRecorder().spool.path == tmp_path / "state" / "jr-step-rewards" / "spool.jsonl"
+    monkeypatch.setenv("JR_STEP_SPOOL", str(tmp_path / "elsewhere.jsonl"))
+    assert StepRecorder().spool.path == tmp_path / "elsewhere.jsonl"
+    assert StepRecorder(spool_path=tmp_path / "x.jsonl").spool.path == tmp_path / "x.jsonl"
+
+
+def test_concurrent_appends_from_threads_lose_nothing(tmp_path, task_id):
+    recorder = StepRecorder(spool_path=tmp_path / "s.jsonl")
+
+    def write(n):
+        for i in range(50):
+            recorder.spool.append(StepEvent.create(task_id, n * 100 + i, "bash", None, "success", 1))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(recorder.spool.events()) == 200
