@@ -25,11 +25,12 @@ LIBPQ_VARS = ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGSERVI
 class Cluster:
     """A private cluster in a fresh folder under /tmp (short, so its socket path fits)."""
 
-    def __init__(self, port=5432, listen=""):
-        self.root = Path(tempfile.mkdtemp(prefix="jr-test-"))
+    def __init__(self, port=5432, listen="", root=None):
+        self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="jr-test-"))
         self.port = port
         self.listen = listen
         self.host = None
+        self.data = None
 
     def _run(self, *args):
         env = dict(os.environ, JR_PG_PORT=str(self.port), JR_PG_LISTEN=self.listen)
@@ -38,7 +39,7 @@ class Cluster:
     def start(self):
         self._run("start", str(self.root))
         env = dict(line.split("=", 1) for line in self._run("env", str(self.root)).split())
-        self.host = env["PGHOST"]
+        self.host, self.data = env["PGHOST"], Path(env["PGDATA"])
         return self
 
     def stop(self):
