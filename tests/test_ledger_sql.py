@@ -1,6 +1,7 @@
 """What pgTAP cannot see from inside one transaction: concurrent callers, the plans the functions
 really use, and that the pgTAP suite leaves a database as it found it."""
 
+import hashlib
 import re
 import subprocess
 import threading
@@ -141,3 +142,26 @@ def test_the_pgtap_suite_leaves_the_database_as_it_found_it(cluster, migrated_db
     assert cluster.admin("SELECT count(*) FROM pg_extension WHERE extname = 'pgtap'", dbname=migrated_db) == [(0,)]
     used = {name: value - sequences_before[name] for name, value in sequence_use(cluster, migrated_db).items()}
     assert used == documented_sequence_use()
+
+
+# The pgTAP hash vectors (db/tests/03_record_step.sql), each as the seed's Python computes it.
+HASH_VECTORS = [
+    ((7, 3, "search_replace", "/ganuda/jr_executor/task_executor.py"),
+     "6138d70c647a2198040ead4917a1516bd2ce8db778ee11abe10e92326d927eda"),
+    ((7, 5, "bash", None), "345e80bb81f36640d3ac866b67e1bb8012a4b4e200e192a5e8470ba33fbfb1e1"),
+    ((-900001, 2, "search_replace", "/srv/données/café_日本語.py"),
+     "f29d2dd8a7a6511cef175d601ef3d4a1d731d4fd9ad12305c946cca37894d2a3"),
+    ((2147483647, 0, "bash", ""), "b7b3e98f7a4dcaf3425e5d485b1f7a18a62138e1af8e220d9c98cc5f6cf69f36"),
+    ((-900001, 4, "search_replace", "/p/" + "é" * 600),
+     "27a29307a8140d9170df91f03c819a1d97a5e413e0f551622f2d2111bca8b81e"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), HASH_VECTORS)
+def test_the_hash_vectors_are_pythons_and_the_ledger_agrees(cluster, migrated_db, args, expected):
+    task_id, step_number, step_type, target_file = args
+    seeds_formula = hashlib.sha256(f"{task_id}:{step_number}:{step_type}:{target_file}".encode()).hexdigest()
+    assert seeds_formula == expected
+    assert cluster.admin("SELECT jr_step_content_hash(%s, %s, %s, %s)", args, dbname=migrated_db) == [(expected,)]
+    pgtap = (REPO / "db" / "tests" / "03_record_step.sql").read_text()
+    assert expected in pgtap, "the pgTAP suite checks this vector"
