@@ -6,13 +6,16 @@ cd "$(dirname "$0")/.."
 
 venv=${JR_VENV:-.venv}
 work=$(mktemp -d /tmp/jr-demo-XXXXXX)
+trap 'rm -rf "$work"' EXIT
 cp -r examples/demo/project/. "$work"
 export JR_STEP_SPOOL="$work/.jr-spool.jsonl"
-task_id=$(( $(date +%s) % 2000000000 ))
+# A new task id for every run (microseconds, kept in integer range), so the demo can run again.
+task_id=$(( $(date +%s%6N) % 2000000000 ))
 run() { "$venv/bin/jr-steps" "$@"; }
-title() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+title() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 
-title "The task: examples/demo/task.md, in a scratch copy of its files ($work)"
+title "The task: examples/demo/task.md, in a scratch copy of its files ($work, removed at the end)"
 grep '^### Step' examples/demo/task.md | sed 's/^### /  /'
 
 title "Attempt 1"

@@ -65,3 +65,26 @@ _task_ids = itertools.count(1000)
 def task_id():
     """A task id no other test uses."""
     return next(_task_ids)
+
+
+@pytest.fixture
+def spool_path(tmp_path):
+    return tmp_path / "spool" / "spool.jsonl"
+
+
+@pytest.fixture
+def down_config(app_config):
+    """The same login, pointed at a loopback port where nothing listens: connection refused."""
+    return dict(app_config, port=free_port())
+
+
+def state(cluster, db_name, task_id):
+    """(step, result, attempts, time, error) of each step of a task, as the ledger holds it."""
+    return cluster.admin("SELECT step_number, execution_result, attempts, execution_time_ms, error_detail"
+                         " FROM jr_step_rewards WHERE task_id = %s ORDER BY step_number", (task_id,), dbname=db_name)
+
+
+def history(cluster, db_name, task_id):
+    """(step, attempt, result) of every event of a task, in the order the ledger received them."""
+    return cluster.admin("SELECT step_number, attempt_number, execution_result FROM jr_step_attempts"
+                         " WHERE task_id = %s ORDER BY id", (task_id,), dbname=db_name)

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from conftest import APP_PASSWORD, free_port
+from conftest import APP_PASSWORD, history, state
 from jr_step_rewards import StepRecorder, StepTrackingMixin, db
 from jr_step_rewards.records import ERROR_DETAIL_MAX, StepEvent, clean_text, elide_middle
 
@@ -17,31 +17,10 @@ SEED_HASH_VECTOR = ((7, 3, "search_replace", "/ganuda/jr_executor/task_executor.
 
 
 @pytest.fixture
-def spool_path(tmp_path):
-    return tmp_path / "spool" / "spool.jsonl"
-
-
-@pytest.fixture
 def recorder(app_config, spool_path):
     r = StepRecorder(app_config, spool_path=spool_path)
     yield r
     r.close()
-
-
-@pytest.fixture
-def down_config(app_config):
-    """The same login, pointed at a loopback port where nothing listens: connection refused."""
-    return dict(app_config, port=free_port())
-
-
-def state(cluster, db_name, task_id):
-    return cluster.admin("SELECT step_number, execution_result, attempts, execution_time_ms, error_detail"
-                         " FROM jr_step_rewards WHERE task_id = %s ORDER BY step_number", (task_id,), dbname=db_name)
-
-
-def history(cluster, db_name, task_id):
-    return cluster.admin("SELECT step_number, attempt_number, execution_result FROM jr_step_attempts"
-                         " WHERE task_id = %s ORDER BY id", (task_id,), dbname=db_name)
 
 
 def test_records_through_a_login_that_is_only_a_jr_executor(cluster, ledger_db, recorder, task_id):

@@ -1,0 +1,116 @@
+"""jr-steps, the command line, and the demo script behind make demo: readable output and exit codes
+that mean something (0 done, 1 a failed step or the database, 2 a bad argument)."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import APP_PASSWORD
+from jr_step_rewards.records import StepEvent
+from jr_step_rewards.spool import Spool
+from pgcluster import REPO
+
+DEMO_TASK = REPO / "examples" / "demo" / "task.md"
+
+
+def jr_steps(cluster, db, *args, user="postgres", extra_env=None, console_script=False):
+    env = {**cluster.env(db, user), **(extra_env or {})}
+    command = [os.path.join(os.path.dirname(sys.executable), "jr-steps")] if console_script \
+        else [sys.executable, "-m", "jr_step_rewards"]
+    return subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def demo_copy(tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(REPO / "examples" / "demo" / "project", work)
+    return work
+
+
+def test_run_fails_then_the_retry_skips_what_succeeded(cluster, ledger_db, demo_copy, spool_path, task_id):
+    args = ["--spool", str(spool_path), "run", str(DEMO_TASK), "--task-id", str(task_id), "--workdir", str(demo_copy)]
+    first = jr_steps(cluster, ledger_db, *args)
+    assert first.returncode == 1, first.stderr
+    assert f"task {task_id}: 3 steps from {DEMO_TASK}, in {demo_copy}" in first.stdout
+    assert "  step 1 search_replace greeter.py: ok in " in first.stdout
+    assert "  step 2 bash: FAILED in " in first.stdout and "exit 1: test service not ready yet" in first.stdout
+    assert f"task {task_id}: step 2 failed; ran 2, skipped 0. Run it again to retry from there." in first.stdout
+
+    retry = jr_steps(cluster, ledger_db, *args, console_script=True)
+    assert retry.returncode == 0, retry.stderr
+    assert "  step 1 search_replace greeter.py: skipped, already succeeded" in retry.stdout
+    assert f"task {task_id}: done; ran 2, skipped 1 already done" in retry.stdout
+    assert (demo_copy / "greeter.py").read_text().count("def shout") == 1
+
+    status = jr_steps(cluster, ledger_db, "status", "--task-id", str(task_id))
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[0].split() == ["step", "type", "result", "attempts", "time_ms", "updated", "target", "error"]
+    assert [line.split()[:4] for line in lines[2:]] == [["1", "search_replace", "success", "1"],
+                                                        ["2", "bash", "success", "2"], ["3", "bash", "success", "1"]]
+
+    stats = jr_steps(cluster, ledger_db, "stats")
+    assert stats.returncode == 0 and stats.stdout.split()[:7] == [
+        "step_type", "steps", "attempts", "succeeded", "failed", "pending", "avg_ms"]
+    assert "search_replace" in stats.stdout
+
+
+def test_status_of_an_unknown_task(cluster, ledger_db):
+    result = jr_steps(cluster, ledger_db, "status", "--task-id", "99999999")
+    assert (result.returncode, result.stdout) == (0, "task 99999999: no steps recorded\n")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "task.md"], "the following arguments are required: --task-id"),
+    (["run", "/nonexistent/task.md", "--task-id", "1"], "jr-steps run: cannot read /nonexistent/task.md"),
+    (["run", "no_steps.md", "--task-id", "1"], "no_steps.md has no steps"),
+    (["status", "--task-id", "seven"], "invalid int value: 'seven'"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_arguments_exit_2_with_a_clear_message(cluster, ledger_db, tmp_path, args, message):
+    (tmp_path / "no_steps.md").write_text("# Notes\n\n```python\nprint('not a step')\n```\n")
+    result = subprocess.run([sys.executable, "-m", "jr_step_rewards", *args], cwd=tmp_path, capture_output=True,
+                            text=True, env=cluster.env(ledger_db), timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_status_without_select_privilege_or_database_exits_1(cluster, ledger_db, tmp_path):
+    denied = jr_steps(cluster, ledger_db, "--dsn", f"host=127.0.0.1 port={cluster.port} user=jr_app "
+                      f"password='{APP_PASSWORD}' dbname={ledger_db}", "status", "--task-id", "1")
+    assert denied.returncode == 1
+    assert "permission denied for table jr_step_rewards" in denied.stderr
+    down = jr_steps(cluster, ledger_db, "stats", extra_env={"PGHOST": str(tmp_path)})
+    assert down.returncode == 1 and down.stderr.startswith("jr-steps: cannot connect:")
+    assert APP_PASSWORD not in denied.stdout + denied.stderr
+
+
+def test_replay_flushes_the_spool_and_says_what_is_left(cluster, ledger_db, spool_path, task_id, tmp_path):
+    spool = Spool(spool_path)
+    for n in (1, 2):
+        spool.append(StepEvent.create(task_id, n, "bash", None, "success", n))
+
+    down = jr_steps(cluster, ledger_db, "--spool", str(spool_path), "replay", extra_env={"PGHOST": str(tmp_path)})
+    assert down.returncode == 1
+    assert "remaining 2" in down.stdout and "jr-steps replay: stopped:" in down.stderr
+
+    done = jr_steps(cluster, ledger_db, "--spool", str(spool_path), "replay")
+    assert done.returncode == 0, done.stderr
+    assert f"spool {spool_path}: recorded 2, stale 0, duplicate 0, rejected 0, remaining 0" in done.stdout
+    assert cluster.admin("SELECT count(*) FROM jr_step_rewards WHERE task_id = %s", (task_id,),
+                         dbname=ledger_db) == [(2,)]
+
+
+def test_the_demo_shows_the_retry_skipping_the_edit(cluster, ledger_db):
+    venv = os.path.dirname(os.path.dirname(sys.executable))
+    result = subprocess.run(["bash", str(REPO / "scripts" / "demo.sh")], capture_output=True, text=True,
+                            timeout=120, env={**cluster.env(ledger_db), "JR_VENV": venv})
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "step 2 bash: FAILED" in out
+    assert "step 1 search_replace greeter.py: skipped, already succeeded" in out
+    assert "Re-applying step 1 on the retry, as the old executor did, leaves 2 copies of shout()." in out
+    assert "With the ledger the retry skipped it: 1 copy." in out
+    assert "\033[" not in out, "no terminal escapes when the output is not a terminal"
