@@ -9,6 +9,7 @@ import time
 
 import pytest
 from conftest import APP_PASSWORD, history, state
+from faults import FaultyProxy
 from jr_step_rewards import StepRecorder, StepTrackingMixin, db
 from jr_step_rewards.records import ERROR_DETAIL_MAX, StepEvent, clean_text, elide_middle
 
@@ -259,3 +260,42 @@ def test_concurrent_appends_from_threads_lose_nothing(tmp_path, task_id):
     for t in threads:
         t.join()
     assert len(recorder.spool.events()) == 200
+
+
+def test_every_connection_carries_its_timeouts(app_config, spool_path):
+    recorder = StepRecorder(app_config, spool_path=spool_path, connect_timeout=3, statement_timeout_ms=1234,
+                            lock_timeout_ms=321, tcp_user_timeout_ms=4567)
+    conn = recorder._connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout'),"
+                        " current_setting('idle_in_transaction_session_timeout')")
+            assert cur.fetchone() == ("1234ms", "321ms", "10s")
+        params = conn.get_dsn_parameters()
+        assert {k: params.get(k) for k in ("connect_timeout", "keepalives", "tcp_user_timeout")} == \
+            {"connect_timeout": "3", "keepalives": "1", "tcp_user_timeout": "4567"}
+        assert conn.autocommit is True
+    finally:
+        conn.close()
+
+
+def test_the_breaker_skips_the_database_for_its_cooldown_then_tries_again(cluster, ledger_db, app_config,
+                                                                          spool_path, task_id, caplog):
+    caplog.set_level(logging.WARNING, "jr_step_rewards")
+    proxy = FaultyProxy("127.0.0.1", cluster.port)
+    proxy.set_mode("drop")
+    recorder = StepRecorder(dict(app_config, port=proxy.port), spool_path=spool_path, cooldown=0.5)
+    try:
+        assert recorder.record_step(task_id, 1, "bash", None, "success", 1) is False
+        proxy.set_mode("forward")
+        assert recorder.record_step(task_id, 2, "bash", None, "success", 1) is False, "open: not even tried"
+        assert len(caplog.records) == 1
+        time.sleep(0.6)
+        assert recorder.record_step(task_id, 3, "bash", None, "success", 1) is True, "half-open: tried, and closed"
+        assert recorder.record_step(task_id, 4, "bash", None, "success", 1) is True
+    finally:
+        recorder.close()
+        proxy.close()
+    assert [r[:3] for r in state(cluster, ledger_db, task_id)] == [(n, "success", 1) for n in (1, 2, 3, 4)], \
+        "the spooled records were replayed on the first good connection"
+    assert recorder.spool.is_empty()
