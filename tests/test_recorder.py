@@ -3,6 +3,7 @@ spools what the database cannot take, and replays it exactly once."""
 
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -12,6 +13,7 @@ from conftest import APP_PASSWORD, history, state
 from faults import FaultyProxy
 from jr_step_rewards import StepRecorder, StepTrackingMixin, db
 from jr_step_rewards.records import ERROR_DETAIL_MAX, StepEvent, clean_text, elide_middle
+from jr_step_rewards.spool import Spool
 
 SEED_HASH_VECTOR = ((7, 3, "search_replace", "/ganuda/jr_executor/task_executor.py"),
                     "6138d70c647a2198040ead4917a1516bd2ce8db778ee11abe10e92326d927eda")
@@ -299,3 +301,39 @@ def test_the_breaker_skips_the_database_for_its_cooldown_then_tries_again(cluste
     assert [r[:3] for r in state(cluster, ledger_db, task_id)] == [(n, "success", 1) for n in (1, 2, 3, 4)], \
         "the spooled records were replayed on the first good connection"
     assert recorder.spool.is_empty()
+
+
+def test_a_long_spool_never_makes_the_callers_own_call_late(cluster, ledger_db, app_config, spool_path, task_id):
+    backlog = Spool(spool_path)
+    for n in range(3000):
+        backlog.append(StepEvent.create(task_id, n, "bash", None, "success", 1))
+    recorder = StepRecorder(app_config, spool_path=spool_path, deadline=0.5)
+    try:
+        started = time.monotonic()
+        assert recorder.record_step(task_id, 5000, "bash", None, "success", 1) is True, "in time, not spooled"
+        assert time.monotonic() - started < 1.5
+        assert not recorder.spool.is_empty(), "the backlog is replayed a slice at a time"
+        for _ in range(200):
+            if recorder.spool.is_empty():
+                break
+            assert recorder.step_succeeded(task_id, 5000) is True
+        assert recorder.spool.is_empty()
+    finally:
+        recorder.close()
+    assert cluster.admin("SELECT count(*), sum(attempts) FROM jr_step_rewards WHERE task_id = %s", (task_id,),
+                         dbname=ledger_db) == [(3001, 3001)]
+
+
+def test_a_forked_child_records_on_its_own_connection_and_leaves_the_parents_alone(
+        cluster, ledger_db, app_config, spool_path, task_id):
+    recorder = StepRecorder(app_config, spool_path=spool_path)
+    assert recorder.record_step(task_id, 1, "bash", None, "success", 1) is True
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 only if its own record reached the ledger
+        ok = recorder.record_step(task_id, 2, "bash", None, "success", 1)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert recorder.record_step(task_id, 3, "bash", None, "success", 1) is True, "the parent's session lives on"
+    recorder.close()
+    assert [r[0] for r in state(cluster, ledger_db, task_id)] == [1, 2, 3]

@@ -43,8 +43,15 @@ class _Worker:
         self._conn = None
         self._jobs = queue.SimpleQueue()
         self._thread = None
+        self._pid = os.getpid()
 
     def submit(self, job):
+        if self._pid != os.getpid():
+            # A forked child has no worker thread, and shares the parent's socket: it keeps the
+            # parent's connection object unclosed (closing it would end the parent's session) and
+            # opens its own.
+            self._inherited = self._conn
+            self._pid, self._thread, self._conn, self._jobs = os.getpid(), None, None, queue.SimpleQueue()
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="jr-step-recorder", daemon=True)
             self._thread.start()
@@ -238,18 +245,22 @@ class StepRecorder:
             return False, exc
 
     def _background_replay(self, conn):
-        """On the worker, before the next job: replay what earlier outages left in the spool."""
+        """On the worker, before the next job: replay what earlier outages left in the spool, for
+        half the caller's deadline at most, so a long spool never makes the caller's own call late.
+        What is left goes before the next call, and so on until the spool is empty."""
         if self.spool.is_empty():
             return None
-        counts = self._replay_job(conn)
-        if counts["error"] is not None:
+        counts = self.spool.replay(lambda event: self._send(conn, event), until=time.monotonic() + self.deadline / 2)
+        if counts["error"] is not None or counts["remaining"]:
             self._replay_wanted = True
+        if counts["error"] is not None:
             raise counts["error"]  # the worker drops the connection; the next job reconnects
-        log.info("jr_step_rewards: replayed the spool: %s", counts)
+        log.info("jr_step_rewards: replayed from the spool: %s", counts)
         return counts
 
     def _trip(self, reason):
         self._open_until = time.monotonic() + self.cooldown
+        self._replay_wanted = True  # whatever fails now is spooled, or the background replay was lost
         self._warn(f"database unavailable ({reason}); spooling to {self.spool.path} "
                    f"and retrying in {self.cooldown:g} s")
 

@@ -121,12 +121,13 @@ class Spool:
         log.warning("spool: the ledger refused task %s step %s event %s for good (%s); kept in %s",
                     event.task_id, event.step_number, event.event_id, reason, self._sibling(".rejected"))
 
-    def replay(self, send):
+    def replay(self, send, until=None):
         """Send every spooled event in order with send(event), which returns record_step's answer,
         raises InvalidEvent when the ledger refuses the event for good, and raises anything else
-        when the database cannot take it now. Stops at the first such failure and keeps what is
-        left. Returns a dict of counts, 'remaining' (0 when the spool is empty), 'busy' (another
-        process was replaying) and 'error' (the failure that stopped it, or None)."""
+        when the database cannot take it now. Stops at the first such failure, or once
+        time.monotonic() passes until, and keeps what is left. Returns a dict of counts,
+        'remaining' (0 when the spool is empty), 'busy' (another process was replaying) and
+        'error' (the failure that stopped it, or None)."""
         counts = {"recorded": 0, "stale": 0, "duplicate": 0, "rejected": 0, "remaining": 0, "busy": False,
                   "error": None}
         with self._locked(".replay.lock", blocking=False) as mine:
@@ -138,6 +139,10 @@ class Spool:
             for batch in self._batches():
                 events = self._read(batch, warn=True)
                 for index, event in enumerate(events):
+                    if until is not None and time.monotonic() >= until:
+                        self._keep(batch, events[index:])
+                        counts["remaining"] = len(self.events())
+                        return counts
                     try:
                         counts[send(event)] += 1
                     except InvalidEvent as exc:
