@@ -5,7 +5,8 @@ PGUSER, PGDATABASE, PGPASSWORD or ~/.pgpass, PGSERVICE).
 1. Applies the pending migrations db/migrations/NNNN_name.sql in order, each in one transaction
    together with its row in public.jr_schema_migrations. An applied migration whose file has
    changed since is refused, and so is a database that has migrations this checkout lacks.
-2. Re-applies every db/functions/*.sql, then db/privileges.sql, in one transaction.
+2. Re-applies every db/functions/*.sql, then every db/views/*.sql, then db/privileges.sql, in one
+   transaction.
 
 A session advisory lock makes concurrent runs take turns; lock_timeout (JR_LOCK_TIMEOUT, default
 5s) makes DDL fail clearly instead of queueing behind a long lock on a busy database.
@@ -104,7 +105,8 @@ def apply_migration(conn, version, path):
 
 
 def apply_functions(conn):
-    files = sorted((DB_DIR / "functions").glob("*.sql")) + [DB_DIR / "privileges.sql"]
+    files = [*sorted((DB_DIR / "functions").glob("*.sql")), *sorted((DB_DIR / "views").glob("*.sql")),
+             DB_DIR / "privileges.sql"]
     with conn, conn.cursor() as cur:
         for path in files:
             cur.execute(path.read_text())
@@ -139,8 +141,8 @@ def migrate(conn):
         try:
             files = apply_functions(conn)
         except psycopg2.Error as exc:
-            raise MigrationError(f"functions failed and were rolled back: {describe(exc)}") from exc
-        print("functions and privileges: re-applied " + ", ".join(path.stem for path in files))
+            raise MigrationError(f"functions and views failed and were rolled back: {describe(exc)}") from exc
+        print("functions, views and privileges: re-applied " + ", ".join(path.stem for path in files))
         report_notices(conn)
     finally:
         if not conn.closed:

@@ -110,7 +110,8 @@ def sequence_use(cluster, db):
     rows = cluster.admin("""
         SELECT sequencename::text, CASE WHEN last_value IS NULL THEN 0 ELSE last_value END
         FROM pg_sequences
-        WHERE schemaname = 'public' AND sequencename IN ('jr_step_rewards_id_seq', 'jr_step_attempts_id_seq')
+        WHERE schemaname = 'public'
+          AND sequencename IN ('jr_step_rewards_id_seq', 'jr_step_attempts_id_seq', 'jr_exploration_log_id_seq')
         """, dbname=db)
     return dict(rows)
 
@@ -118,10 +119,11 @@ def sequence_use(cluster, db):
 def documented_sequence_use():
     """The figures the README gives for what one pgTAP run consumes."""
     readme = (REPO / "README.md").read_text()
-    match = re.search(r"consumes (\d+) values of `jr_step_rewards_id_seq` and (\d+) of `jr_step_attempts_id_seq`",
-                      readme)
+    match = re.search(r"consumes (\d+) values of `jr_step_rewards_id_seq`, (\d+) of `jr_step_attempts_id_seq`"
+                      r" and (\d+) of `jr_exploration_log_id_seq`", " ".join(readme.split()))
     assert match, "README.md says what a pgTAP run leaves behind"
-    return {"jr_step_rewards_id_seq": int(match.group(1)), "jr_step_attempts_id_seq": int(match.group(2))}
+    return {"jr_step_rewards_id_seq": int(match.group(1)), "jr_step_attempts_id_seq": int(match.group(2)),
+            "jr_exploration_log_id_seq": int(match.group(3))}
 
 
 def test_the_pgtap_suite_leaves_the_database_as_it_found_it(cluster, migrated_db):
@@ -165,3 +167,12 @@ def test_the_hash_vectors_are_pythons_and_the_ledger_agrees(cluster, migrated_db
     assert cluster.admin("SELECT jr_step_content_hash(%s, %s, %s, %s)", args, dbname=migrated_db) == [(expected,)]
     pgtap = (REPO / "db" / "tests" / "03_record_step.sql").read_text()
     assert expected in pgtap, "the pgTAP suite checks this vector"
+
+
+def test_every_function_and_view_file_is_in_the_pgtap_comment_and_search_path_checks():
+    schema_test = (REPO / "db" / "tests" / "01_schema.sql").read_text()
+    privileges_test = (REPO / "db" / "tests" / "02_functions_and_privileges.sql").read_text()
+    for path in [*(REPO / "db" / "functions").glob("*.sql"), *(REPO / "db" / "views").glob("*.sql")]:
+        assert f"'{path.stem}'" in schema_test, f"01_schema.sql checks that {path.stem} has comments"
+        if path.parent.name == "functions":
+            assert f"'{path.stem}'" in privileges_test, f"02 checks {path.stem}'s search_path"

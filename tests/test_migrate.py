@@ -41,7 +41,7 @@ def test_first_migrate_applies_every_migration_in_order(cluster, fresh_db):
     assert result.returncode == 0, result.stderr
     applied = re.findall(r"^applied (\S+)", result.stdout, re.M)
     assert applied == MIGRATIONS
-    assert "functions and privileges: re-applied" in result.stdout
+    assert "functions, views and privileges: re-applied" in result.stdout
     assert [row[1] for row in ledger(cluster, fresh_db)] == MIGRATIONS
 
 
@@ -82,15 +82,15 @@ def test_upgrade_in_place_keeps_seed_rows_and_records_the_baseline(cluster, fres
     assert cluster.admin(
         "SELECT id, task_id, step_number, execution_result, created_at FROM jr_step_rewards ORDER BY id",
         dbname=fresh_db) == rows_before
-    assert cluster.admin("SELECT step_number, attempts FROM jr_step_rewards ORDER BY step_number",
-                         dbname=fresh_db) == [(1, 1), (2, 1), (3, 0)]
+    assert cluster.admin("SELECT step_number, attempts, failed_attempts FROM jr_step_rewards ORDER BY step_number",
+                         dbname=fresh_db) == [(1, 1, 0), (2, 1, 1), (3, 0, 0)]
     assert cluster.admin("SELECT count(*) FROM jr_exploration_log", dbname=fresh_db) == [(1,)]
 
     # The upgraded rows take part in the ledger like any other.
     assert cluster.admin("SELECT step_succeeded(41, 1), step_succeeded(41, 2)", dbname=fresh_db) == [(True, False)]
     assert cluster.admin("SELECT record_step(41, 2, 'bash', NULL, 'success', 90)", dbname=fresh_db) == [("recorded",)]
-    assert cluster.admin("SELECT execution_result, attempts FROM jr_step_rewards WHERE step_number = 2",
-                         dbname=fresh_db) == [("success", 2)]
+    assert cluster.admin("SELECT execution_result, attempts, failed_attempts FROM jr_step_rewards"
+                         " WHERE step_number = 2", dbname=fresh_db) == [("success", 2, 1)]
 
 
 def test_upgrade_gives_the_same_schema_as_a_fresh_install(cluster, fresh_db, migrated_db):
@@ -102,18 +102,24 @@ def test_upgrade_gives_the_same_schema_as_a_fresh_install(cluster, fresh_db, mig
 def test_upgrade_keeps_rows_that_break_a_new_check_and_says_how_to_finish(cluster, fresh_db):
     seed_database(cluster, fresh_db)
     cluster.admin("UPDATE jr_step_rewards SET execution_result = 'error' WHERE step_number = 2", dbname=fresh_db)
+    cluster.admin("UPDATE jr_step_rewards SET verified_outcome = 'yes' WHERE step_number = 1", dbname=fresh_db)
+    cluster.admin("UPDATE jr_exploration_log SET task_outcome = 'ok'", dbname=fresh_db)
 
     result = cluster.migrate(fresh_db)
     assert result.returncode == 0, result.stderr
     assert "1 existing row(s) of jr_step_rewards break jr_step_rewards_result_known" in result.stdout
     assert "VALIDATE CONSTRAINT jr_step_rewards_result_known" in result.stdout
+    assert "1 existing row(s) of jr_step_rewards break jr_step_rewards_verified_outcome_known" in result.stdout
+    assert "1 existing row(s) of jr_exploration_log break jr_exploration_log_task_outcome_known" in result.stdout
     assert cluster.admin("SELECT execution_result FROM jr_step_rewards WHERE step_number = 2",
                          dbname=fresh_db) == [("error",)]
     validated = dict(cluster.admin(
         "SELECT conname::text, convalidated FROM pg_constraint WHERE conrelid = 'jr_step_rewards'::regclass"
         " AND contype = 'c'", dbname=fresh_db))
     assert validated == {"jr_step_rewards_attempts_nonnegative": True, "jr_step_rewards_result_known": False,
-                         "jr_step_rewards_step_number_nonnegative": True, "jr_step_rewards_time_nonnegative": True}
+                         "jr_step_rewards_step_number_nonnegative": True, "jr_step_rewards_time_nonnegative": True,
+                         "jr_step_rewards_failed_attempts_valid": True, "jr_step_rewards_implicit_reward_finite": True,
+                         "jr_step_rewards_verified_outcome_known": False, "jr_step_rewards_retry_decision_known": True}
     # Not validated, but enforced for every new write.
     with pytest.raises(Exception, match="jr_step_rewards_result_known"):
         cluster.admin("UPDATE jr_step_rewards SET execution_result = 'done' WHERE step_number = 1", dbname=fresh_db)
@@ -247,3 +253,29 @@ def test_without_createrole_migrate_succeeds_and_says_what_a_dba_must_run(bare_c
         "SELECT has_function_privilege('jr_executor', 'record_step(integer, integer, text, text, text, integer, text,"
         " timestamptz, uuid, text)', 'EXECUTE'), has_table_privilege('jr_reader', 'jr_step_rewards', 'SELECT'),"
         " has_table_privilege('jr_executor', 'jr_step_rewards', 'SELECT')", dbname=db) == [(True, True, False)]
+
+
+def test_failed_attempts_are_counted_from_the_history_on_upgrade(cluster, fresh_db, tmp_path):
+    """A database at migration 0003 whose history holds failures gets failed_attempts from it."""
+    before_0004 = copy_of_db_dir(tmp_path)
+    (before_0004 / "migrations" / "0004_rewards_and_exploration.sql").unlink()
+    for path in [*(before_0004 / "functions").glob("*.sql"), *(before_0004 / "views").glob("*.sql")]:
+        path.unlink()
+    (before_0004 / "privileges.sql").write_text("SELECT 1;")
+    assert cluster.migrate(fresh_db, db_dir=before_0004).returncode == 0
+    cluster.admin("""
+        INSERT INTO jr_step_rewards (task_id, step_number, step_type, execution_result, attempts)
+        VALUES (9, 1, 'bash', 'success', 3), (9, 2, 'bash', 'failed', 1), (9, 3, 'bash', 'success', 1),
+               (9, 4, 'bash', 'failed', 1);
+        INSERT INTO jr_step_attempts (event_id, task_id, step_number, attempt_number, step_type, execution_result,
+                                      recorded_at)
+        SELECT gen_random_uuid(), 9, s, n, 'bash', r, now()
+        FROM (VALUES (1, 1, 'failed'), (1, 2, 'failed'), (1, 3, 'success'), (2, 1, 'pending'), (2, 1, 'failed'),
+                     (3, 1, 'success')) AS e(s, n, r)""", dbname=fresh_db)
+
+    result = cluster.migrate(fresh_db)
+    assert result.returncode == 0, result.stderr
+    assert re.findall(r"^applied (\S+)", result.stdout, re.M) == ["0004_rewards_and_exploration.sql"]
+    assert cluster.admin("SELECT step_number, attempts, failed_attempts FROM jr_step_rewards ORDER BY 1",
+                         dbname=fresh_db) == [(1, 3, 2), (2, 1, 1), (3, 1, 0), (4, 1, 1)], \
+        "from the history; step 4 has none, so its own failed result counts"

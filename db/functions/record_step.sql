@@ -4,7 +4,8 @@
 --   * writes the step's current state in jr_step_rewards unless that state comes from a newer event
 --     ('stale': history and attempts counted, state untouched), else 'recorded';
 --   * stores step_content_hash as the seed's Python computed it, from the full target path.
--- A pending marker opens an attempt; an outcome (success, failed) closes it and counts it.
+-- A pending marker opens an attempt; an outcome (success, failed) closes it and counts it in
+-- attempts, and a failure in failed_attempts too.
 CREATE OR REPLACE FUNCTION public.record_step(
     task_id integer,
     step_number integer,
@@ -31,6 +32,7 @@ DECLARE
     missing text;
     event_time timestamptz := coalesce(record_step.recorded_at, clock_timestamp());
     counts integer := CASE WHEN record_step.execution_result = 'pending' THEN 0 ELSE 1 END;
+    counts_failed integer := CASE WHEN record_step.execution_result = 'failed' THEN 1 ELSE 0 END;
     content_hash text;
     stored_target text := public.jr_elide_middle(record_step.target_file, target_file_max);
     stored_error text := public.jr_elide_middle(record_step.error_detail, error_detail_max);
@@ -118,6 +120,7 @@ BEGIN
             execution_time_ms = record_step.execution_time_ms,
             error_detail = stored_error,
             attempts = r.attempts + counts,
+            failed_attempts = r.failed_attempts + counts_failed,
             last_event_at = event_time,
             updated_at = now()
         WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number
@@ -129,7 +132,8 @@ BEGIN
         END IF;
 
         UPDATE public.jr_step_rewards AS r
-        SET attempts = r.attempts + counts
+        SET attempts = r.attempts + counts,
+            failed_attempts = r.failed_attempts + counts_failed
         WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number
         RETURNING r.attempts INTO attempts_after;
         IF FOUND THEN
@@ -139,11 +143,11 @@ BEGIN
 
         INSERT INTO public.jr_step_rewards AS r (
             task_id, step_number, step_type, target_file, step_content_hash, execution_result,
-            execution_time_ms, error_detail, attempts, last_event_at)
+            execution_time_ms, error_detail, attempts, failed_attempts, last_event_at)
         VALUES (
             record_step.task_id, record_step.step_number, record_step.step_type, stored_target,
             content_hash, record_step.execution_result, record_step.execution_time_ms, stored_error,
-            counts, event_time)
+            counts, counts_failed, event_time)
         ON CONFLICT ON CONSTRAINT jr_step_rewards_task_id_step_number_key DO NOTHING
         RETURNING r.attempts INTO attempts_after;
         IF FOUND THEN

@@ -2,7 +2,7 @@
 BEGIN;
 SET LOCAL client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(23);
+SELECT plan(26);
 
 SELECT has_table('public', 'jr_step_rewards', 'jr_step_rewards exists');
 SELECT has_table('public', 'jr_exploration_log', 'jr_exploration_log exists');
@@ -42,8 +42,9 @@ SELECT results_eq(
         ('created_at', 'timestamp without time zone', 'now()', false),
         ('updated_at', 'timestamp without time zone', 'now()', false),
         ('attempts', 'integer', '0', true),
-        ('last_event_at', 'timestamp with time zone', 'now()', true)$$,
-    'jr_step_rewards: the seed''s columns, types and defaults in the seed''s order, then attempts and last_event_at');
+        ('last_event_at', 'timestamp with time zone', 'now()', true),
+        ('failed_attempts', 'integer', '0', true)$$,
+    'jr_step_rewards: the seed''s columns, types and defaults in the seed''s order, then attempts, last_event_at and failed_attempts');
 
 SELECT results_eq(
     $$SELECT column_name, column_type, column_default, not_null FROM project_columns
@@ -101,8 +102,15 @@ SELECT bag_eq(
     $$SELECT conname::text COLLATE "default", convalidated FROM pg_constraint
       WHERE conrelid = 'public.jr_step_rewards'::regclass AND contype = 'c'$$,
     $$VALUES ('jr_step_rewards_attempts_nonnegative', true), ('jr_step_rewards_result_known', true),
-             ('jr_step_rewards_step_number_nonnegative', true), ('jr_step_rewards_time_nonnegative', true)$$,
+             ('jr_step_rewards_step_number_nonnegative', true), ('jr_step_rewards_time_nonnegative', true),
+             ('jr_step_rewards_failed_attempts_valid', true), ('jr_step_rewards_implicit_reward_finite', true),
+             ('jr_step_rewards_verified_outcome_known', true), ('jr_step_rewards_retry_decision_known', true)$$,
     'jr_step_rewards has its CHECK constraints, all validated');
+SELECT bag_eq(
+    $$SELECT conname::text COLLATE "default", convalidated FROM pg_constraint
+      WHERE conrelid = 'public.jr_exploration_log'::regclass AND contype = 'c'$$,
+    $$VALUES ('jr_exploration_log_scores_finite', true), ('jr_exploration_log_task_outcome_known', true)$$,
+    'jr_exploration_log has its CHECK constraints, all validated');
 SELECT bag_eq(
     $$SELECT conname::text COLLATE "default" FROM pg_constraint
       WHERE conrelid = 'public.jr_step_attempts'::regclass AND contype = 'c'$$,
@@ -110,26 +118,39 @@ SELECT bag_eq(
              ('jr_step_attempts_attempt_number_nonnegative'), ('jr_step_attempts_time_nonnegative')$$,
     'jr_step_attempts has its CHECK constraints');
 
+-- The project's objects: its tables and views, and its functions (tests/test_ledger_sql.py checks
+-- that every file in db/functions and db/views is named here).
+CREATE TEMP VIEW project_relations AS
+SELECT c.oid, c.relname::text COLLATE "default" AS name
+FROM pg_class c
+WHERE c.relnamespace = 'public'::regnamespace
+  AND c.relname IN ('jr_step_rewards', 'jr_exploration_log', 'jr_step_attempts', 'jr_schema_migrations',
+                    'jr_step_type_stats', 'jr_task_progress', 'jr_retry_effectiveness', 'jr_failure_hot_spots');
+CREATE TEMP VIEW project_functions AS
+SELECT p.oid
+FROM pg_proc p
+WHERE p.pronamespace = 'public'::regnamespace
+  AND p.proname IN ('record_step', 'step_succeeded', 'set_step_reward', 'record_exploration', 'prune_step_attempts',
+                    'jr_step_content_hash', 'jr_elide_middle');
+
+SELECT is((SELECT count(*)::int FROM project_relations), 8, 'the project has 4 tables and 4 views');
 SELECT is_empty(
-    $$SELECT table_name || '.' || column_name FROM project_columns p
-      JOIN pg_class c ON c.relname = p.table_name AND c.relnamespace = 'public'::regnamespace
-      WHERE p.table_name IN ('jr_step_rewards', 'jr_exploration_log', 'jr_step_attempts', 'jr_schema_migrations')
-        AND col_description(c.oid, p.attnum) IS NULL$$,
-    'every column of the project''s tables has a comment');
+    $$SELECT r.name || '.' || a.attname FROM project_relations r
+      JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+      WHERE col_description(r.oid, a.attnum) IS NULL$$,
+    'every column of the project''s tables and views has a comment');
 SELECT is_empty(
-    $$SELECT t FROM unnest(ARRAY['jr_step_rewards', 'jr_exploration_log', 'jr_step_attempts', 'jr_schema_migrations']) t
-      WHERE obj_description(('public.' || t)::regclass, 'pg_class') IS NULL$$,
-    'every project table has a comment');
+    $$SELECT name FROM project_relations WHERE obj_description(oid, 'pg_class') IS NULL$$,
+    'every project table and view has a comment');
+SELECT is((SELECT count(*)::int FROM project_functions), 7, 'the project has 7 functions');
 SELECT is_empty(
-    $$SELECT p.oid::regprocedure::text FROM pg_proc p
-      WHERE p.pronamespace = 'public'::regnamespace
-        AND p.proname IN ('record_step', 'step_succeeded', 'jr_step_content_hash', 'jr_elide_middle')
-        AND obj_description(p.oid, 'pg_proc') IS NULL$$,
+    $$SELECT oid::regprocedure::text FROM project_functions WHERE obj_description(oid, 'pg_proc') IS NULL$$,
     'every project function has a comment');
 
 SELECT results_eq(
     $$SELECT version, name FROM public.jr_schema_migrations ORDER BY version$$,
-    $$VALUES (1, '0001_seed_schema.sql'), (2, '0002_step_attempts.sql'), (3, '0003_step_rewards_tracking.sql')$$,
+    $$VALUES (1, '0001_seed_schema.sql'), (2, '0002_step_attempts.sql'), (3, '0003_step_rewards_tracking.sql'),
+             (4, '0004_rewards_and_exploration.sql')$$,
     'the migration ledger lists every migration, starting from the seed''s baseline');
 SELECT is_empty(
     $$SELECT name FROM public.jr_schema_migrations WHERE checksum !~ '^[0-9a-f]{64}$'$$,

@@ -46,7 +46,8 @@ SELECT volatility_is('public', 'jr_step_content_hash', ARRAY['integer', 'integer
 SELECT is_empty(
     $$SELECT oid::regprocedure::text FROM pg_proc
       WHERE pronamespace = 'public'::regnamespace
-        AND proname IN ('record_step', 'step_succeeded', 'jr_step_content_hash', 'jr_elide_middle')
+        AND proname IN ('record_step', 'step_succeeded', 'set_step_reward', 'record_exploration', 'prune_step_attempts',
+                        'jr_step_content_hash', 'jr_elide_middle')
         AND proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']$$,
     'every project function pins search_path to pg_catalog, then pg_temp last');
 
