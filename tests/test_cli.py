@@ -52,8 +52,8 @@ def test_run_fails_then_the_retry_skips_what_succeeded(cluster, ledger_db, demo_
                                                         ["2", "bash", "success", "2"], ["3", "bash", "success", "1"]]
 
     stats = jr_steps(cluster, ledger_db, "stats")
-    assert stats.returncode == 0 and stats.stdout.split()[:7] == [
-        "step_type", "steps", "attempts", "succeeded", "failed", "pending", "avg_ms"]
+    assert stats.returncode == 0 and stats.stdout.split()[:9] == [
+        "step_type", "steps", "attempts", "failed", "success_rate", "succeeded_now", "p50_ms", "p95_ms", "last_seen"]
     assert "search_replace" in stats.stdout
 
 

@@ -80,7 +80,8 @@ def cmd_stats(args):
     rows = _query(args, db.step_type_stats)
     if rows is None:
         return 1
-    print(_table(["step_type", "steps", "attempts", "succeeded", "failed", "pending", "avg_ms"], rows))
+    print(_table(db.STEP_TYPE_STATS_COLUMNS,
+                 [(*row[:-1], row[-1].strftime("%Y-%m-%d %H:%M:%S") if row[-1] else None) for row in rows]))
     return 0
 
 

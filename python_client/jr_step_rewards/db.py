@@ -7,6 +7,12 @@ RECORD_STEP = """SELECT public.record_step(task_id => %(task_id)s, step_number =
     recorded_at => %(recorded_at)s::timestamptz, event_id => %(event_id)s::uuid, executor => %(executor)s)"""
 STEP_SUCCEEDED = """SELECT public.step_succeeded(task_id => %(task_id)s, step_number => %(step_number)s,
     step_content_hash => %(step_content_hash)s)"""
+SET_STEP_REWARD = """SELECT public.set_step_reward(task_id => %(task_id)s, step_number => %(step_number)s,
+    implicit_reward => %(implicit_reward)s::float8, verified_outcome => %(verified_outcome)s,
+    retry_decision => %(retry_decision)s)"""
+RECORD_EXPLORATION = """SELECT public.record_exploration(jr_type => %(jr_type)s, task_type => %(task_type)s,
+    novelty_score => %(novelty_score)s::float8, curiosity_bonus => %(curiosity_bonus)s::float8,
+    task_outcome => %(task_outcome)s)"""
 
 
 def record_step(conn, task_id, step_number, step_type, target_file, execution_result, execution_time_ms,
@@ -26,15 +32,28 @@ def step_succeeded(conn, task_id, step_number, step_content_hash=None):
         return cur.fetchone()[0]
 
 
+def set_step_reward(conn, task_id, step_number, implicit_reward, verified_outcome=None, retry_decision=None):
+    """set_step_reward(): write a step's reward fields; None leaves a field unchanged."""
+    params = locals()
+    with conn.cursor() as cur:
+        cur.execute(SET_STEP_REWARD, params)
+
+
+def record_exploration(conn, jr_type, task_type, novelty_score=None, curiosity_bonus=None, task_outcome=None):
+    """record_exploration(): append to jr_exploration_log; returns the new row's id."""
+    params = locals()
+    with conn.cursor() as cur:
+        cur.execute(RECORD_EXPLORATION, params)
+        return cur.fetchone()[0]
+
+
 TASK_STEPS = """SELECT step_number, step_type, execution_result, attempts, execution_time_ms, updated_at,
     target_file, error_detail
 FROM public.jr_step_rewards WHERE task_id = %(task_id)s ORDER BY step_number"""
-STEP_TYPE_STATS = """SELECT step_type, count(*) AS steps, sum(attempts) AS attempts,
-    count(*) FILTER (WHERE execution_result = 'success') AS succeeded,
-    count(*) FILTER (WHERE execution_result = 'failed') AS failed,
-    count(*) FILTER (WHERE execution_result = 'pending') AS pending,
-    round(avg(execution_time_ms)) AS avg_ms
-FROM public.jr_step_rewards GROUP BY step_type ORDER BY step_type"""
+STEP_TYPE_STATS = """SELECT step_type, steps, attempts, failed_attempts, success_rate, steps_succeeded, p50_ms, p95_ms,
+    last_seen FROM public.jr_step_type_stats ORDER BY step_type"""
+STEP_TYPE_STATS_COLUMNS = ["step_type", "steps", "attempts", "failed", "success_rate", "succeeded_now", "p50_ms",
+                           "p95_ms", "last_seen"]
 
 
 def task_steps(conn, task_id):
@@ -45,7 +64,7 @@ def task_steps(conn, task_id):
 
 
 def step_type_stats(conn):
-    """Per step type: steps, attempts, succeeded, failed, pending, mean time (needs SELECT: jr_reader)."""
+    """The view jr_step_type_stats, by step type (needs SELECT: jr_reader)."""
     with conn.cursor() as cur:
         cur.execute(STEP_TYPE_STATS)
         return cur.fetchall()

@@ -94,13 +94,13 @@ class ConfigurationError(Exception):
 
 
 def is_permanent(exc):
-    """True for failures that retrying cannot fix: the event itself is bad (SQLSTATE class 22 or
-    23, or psycopg2 refusing a value). Anything else (connection, timeouts, a ledger not yet
-    migrated or granted) may pass later, so the event is spooled."""
+    """True for failures that retrying cannot fix: the call itself is bad (SQLSTATE class 22 or
+    23, a function's own refusal P0, or psycopg2 refusing a value). Anything else (connection,
+    timeouts, a ledger not yet migrated or granted) may pass later, so the event is spooled."""
     if isinstance(exc, InvalidEvent):
         return True
     if isinstance(exc, psycopg2.Error):
-        return (exc.pgcode or "")[:2] in ("22", "23")
+        return (exc.pgcode or "")[:2] in ("22", "23", "P0")
     return isinstance(exc, (ValueError, TypeError))
 
 
@@ -168,6 +168,25 @@ class StepRecorder:
             return False
         return (latest is not None and latest.execution_result == "success"
                 and step_content_hash in (None, latest.content_hash))
+
+    def set_step_reward(self, task_id, step_number, implicit_reward, verified_outcome=None, retry_decision=None):
+        """Write a step's reward fields (None leaves one unchanged). True when written; otherwise
+        False and a WARNING saying why. Not spooled: rewards are recomputed from the ledger."""
+        ok, answer = self._call(lambda conn: db.set_step_reward(
+            conn, task_id, step_number, implicit_reward, verified_outcome, retry_decision))
+        if not ok:
+            self._warn(f"set_step_reward(task {task_id!r}, step {step_number!r}) was not written: {answer}")
+        return ok
+
+    def record_exploration(self, jr_type, task_type, novelty_score=None, curiosity_bonus=None, task_outcome=None):
+        """Append to jr_exploration_log. The new row's id; otherwise None and a WARNING saying why.
+        Not spooled."""
+        ok, answer = self._call(lambda conn: db.record_exploration(
+            conn, clean_text(jr_type), clean_text(task_type), novelty_score, curiosity_bonus, task_outcome))
+        if not ok:
+            self._warn(f"record_exploration({jr_type!r}, {task_type!r}) was not written: {answer}")
+            return None
+        return answer
 
     @staticmethod
     def content_hash(task_id, step_number, step_type, target_file):
