@@ -27,7 +27,7 @@ else
   MIGRATED_DB :=
 endif
 
-.PHONY: help setup db db-stop migrate pgtap pytest test lint where demo
+.PHONY: help setup db db-stop migrate pgtap pytest test lint where demo prune uninstall
 
 help:
 	@echo "make demo      run a sample task twice on the embedded database: the retry skips finished steps"
@@ -37,6 +37,8 @@ help:
 	@echo "make pgtap     run the pgTAP suite with pg_prove (rolled back, safe on production)"
 	@echo "make test      setup, database, migrate, pgtap, then pytest"
 	@echo "make lint      ruff, and plpgsql_check on every function"
+	@echo "make prune OLDER_THAN='90 days'   delete history rows stored longer ago than that"
+	@echo "make uninstall CONFIRM=yes        remove the ledger, its data and unused roles from the target database"
 	@echo "make where     show which database the targets use"
 
 setup:
@@ -79,3 +81,18 @@ endif
 lint: $(PY) $(MIGRATED_DB)
 	@$(VENV)/bin/ruff check db python_client tests
 	@scripts/plpgsql-lint.sh
+
+prune: $(PY) $(TARGET_DB)
+	@scripts/prune.sh
+
+# Deletes data: refuses without CONFIRM=yes.
+uninstall: $(PY) $(TARGET_DB)
+	@if [ "$(CONFIRM)" != yes ]; then \
+	    echo "make uninstall drops the step ledger from $${PGDATABASE:-the default database} on $${PGHOST:-$${PGSERVICE:-localhost}}:" >&2; \
+	    echo "  tables jr_step_rewards, jr_step_attempts, jr_exploration_log, jr_schema_migrations WITH ALL THEIR ROWS," >&2; \
+	    echo "  its views and functions, and the roles jr_executor and jr_reader when nothing else uses them." >&2; \
+	    echo "Nothing was done. To go ahead: make uninstall CONFIRM=yes" >&2; \
+	    exit 2; \
+	fi
+	@psql -X -q -v ON_ERROR_STOP=1 --single-transaction -f db/uninstall.sql
+	@echo "uninstall: the step ledger is gone from $${PGDATABASE:-the default database}"

@@ -24,6 +24,14 @@ def cluster():
 
 
 @pytest.fixture
+def bare_cluster():
+    """A cluster of its own, where the project's roles have never existed."""
+    c = Cluster().start()
+    yield c
+    c.destroy()
+
+
+@pytest.fixture
 def fresh_db(cluster):
     """An empty database, dropped after the test."""
     name = cluster.create_database()

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pgcluster import REPO, Cluster
+from pgcluster import REPO
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MIGRATIONS = sorted(p.name for p in (REPO / "db" / "migrations").glob("*.sql"))
@@ -220,14 +220,6 @@ def test_unreachable_database_is_a_clear_error(cluster, tmp_path):
     result = cluster.migrate("postgres", PGHOST=str(tmp_path), PGCONNECT_TIMEOUT="2")
     assert result.returncode == 1
     assert result.stderr.startswith("migrate: cannot connect:")
-
-
-@pytest.fixture
-def bare_cluster():
-    """A cluster of its own, where the project's roles have never existed."""
-    c = Cluster().start()
-    yield c
-    c.destroy()
 
 
 def test_without_createrole_migrate_succeeds_and_says_what_a_dba_must_run(bare_cluster):

@@ -1,0 +1,53 @@
+-- make uninstall: removes everything make migrate created, in one transaction (psql --single-transaction):
+-- the views, the functions, the tables with all their rows (the seed's two included) and the
+-- migration ledger, then the roles jr_executor and jr_reader unless something else still uses them.
+-- No CASCADE: if a DBA built something of their own on these tables, this fails and changes nothing.
+SET lock_timeout = '5s';
+SET client_min_messages = notice;
+
+DROP VIEW IF EXISTS public.jr_step_type_stats, public.jr_task_progress, public.jr_retry_effectiveness,
+    public.jr_failure_hot_spots;
+
+DROP FUNCTION IF EXISTS
+    public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text),
+    public.step_succeeded(integer, integer, text),
+    public.set_step_reward(integer, integer, double precision, text, text),
+    public.record_exploration(text, text, double precision, double precision, text),
+    public.prune_step_attempts(interval, integer),
+    public.jr_step_content_hash(integer, integer, text, text),
+    public.jr_elide_middle(text, integer);
+
+DROP TABLE IF EXISTS public.jr_step_attempts, public.jr_step_rewards, public.jr_exploration_log,
+    public.jr_schema_migrations;
+
+-- A role goes only when nothing uses it any more: no member logins, no privileges or objects left
+-- in any database of the cluster. Otherwise it stays, and a NOTICE says why.
+DO $$
+DECLARE
+    role_name text;
+    role_oid oid;
+    members text;
+    uses bigint;
+BEGIN
+    FOREACH role_name IN ARRAY ARRAY['jr_executor', 'jr_reader'] LOOP
+        SELECT r.oid INTO role_oid FROM pg_catalog.pg_roles r WHERE r.rolname = role_name;
+        CONTINUE WHEN role_oid IS NULL;
+        SELECT string_agg(m.rolname, ', ' ORDER BY m.rolname) INTO members
+        FROM pg_catalog.pg_auth_members am JOIN pg_catalog.pg_roles m ON m.oid = am.member
+        WHERE am.roleid = role_oid;
+        SELECT count(*) INTO uses
+        FROM pg_catalog.pg_shdepend d
+        WHERE d.refclassid = 'pg_catalog.pg_authid'::regclass AND d.refobjid = role_oid;
+        IF members IS NOT NULL THEN
+            RAISE NOTICE 'kept role %: it is granted to % (REVOKE it, then DROP ROLE %)', role_name, members, role_name;
+        ELSIF uses > 0 THEN
+            RAISE NOTICE 'kept role %: it still holds % privilege(s) or object(s) in this cluster', role_name, uses;
+        ELSIF NOT (SELECT r.rolsuper OR r.rolcreaterole FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+            RAISE NOTICE 'kept role %: % may not drop roles; a DBA may run DROP ROLE %', role_name, current_user, role_name;
+        ELSE
+            EXECUTE format('DROP ROLE %I', role_name);
+            RAISE NOTICE 'dropped role %', role_name;
+        END IF;
+    END LOOP;
+END
+$$;
