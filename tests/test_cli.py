@@ -114,3 +114,30 @@ def test_the_demo_shows_the_retry_skipping_the_edit(cluster, ledger_db):
     assert "Re-applying step 1 on the retry, as the old executor did, leaves 2 copies of shout()." in out
     assert "With the ledger the retry skipped it: 1 copy." in out
     assert "\033[" not in out, "no terminal escapes when the output is not a terminal"
+
+
+def test_run_with_the_database_down_finishes_and_says_what_waits_in_the_spool(cluster, ledger_db, demo_copy,
+                                                                             spool_path, task_id, tmp_path):
+    (demo_copy / ".service-ready").touch()
+    result = jr_steps(cluster, ledger_db, "--spool", str(spool_path), "run", str(DEMO_TASK), "--task-id",
+                      str(task_id), "--workdir", str(demo_copy), extra_env={"PGHOST": str(tmp_path)})
+    assert result.returncode == 1
+    assert f"task {task_id}: done; ran 3, skipped 0 already done" in result.stdout
+    assert f"6 wait in the spool {spool_path}: run 'jr-steps replay' once it is back" in result.stderr
+    replay = jr_steps(cluster, ledger_db, "--spool", str(spool_path), "replay")
+    assert replay.returncode == 0 and "recorded 6" in replay.stdout
+
+
+def test_a_malformed_dsn_never_reaches_the_output(cluster, ledger_db):
+    for command in (["status", "--task-id", "1"], ["stats"]):
+        result = jr_steps(cluster, ledger_db, "--dsn", "host=127.0.0.1 password=Sup3rSecret pass phrase", *command)
+        assert result.returncode == 1
+        assert "the DSN is malformed" in result.stderr
+        assert "pass" not in result.stderr.replace("password", "") and "phrase" not in result.stderr
+
+
+def test_replay_says_why_it_stopped(cluster, ledger_db, spool_path, task_id, tmp_path):
+    Spool(spool_path).append(StepEvent.create(task_id, 1, "bash", None, "success", 1))
+    down = jr_steps(cluster, ledger_db, "--spool", str(spool_path), "replay", extra_env={"PGHOST": str(tmp_path)})
+    stopped = [line for line in down.stderr.splitlines() if line.startswith("jr-steps replay: stopped:")]
+    assert stopped and stopped[0].startswith("jr-steps replay: stopped: OperationalError: connection to server")

@@ -111,3 +111,12 @@ def test_bytes_outside_the_edit_are_kept(tmp_path):
     assert apply_search_replace(path, "old\n", "new\n")["changed"] is True
     assert path.read_bytes() == b"caf\xe9\nnew\n"
     assert os.access(path, os.R_OK)
+
+
+def test_an_edit_that_only_removes_text_must_find_its_search_text(tmp_path):
+    path = write(tmp_path, "import os\n")
+    result = apply_search_replace(path, "import os\nimport sys\n", "import os\n")
+    assert result["success"] is False and result["error"] == f"search text not found: {path}"
+    path.write_text("import os\nimport sys\n")
+    assert apply_search_replace(path, "import os\nimport sys\n", "import os\n")["changed"] is True
+    assert path.read_text() == "import os\n"

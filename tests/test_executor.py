@@ -202,3 +202,39 @@ def test_the_mixin_recorder_comes_from_the_libpq_variables_without_db_config(clu
     ex.step_recorder.close()
     assert [r[:2] for r in state(cluster, ledger_db, task_id)] == [(1, "success")]
     assert os.environ["JR_STEP_SPOOL"] == str(ex.step_recorder.spool.path)
+
+
+def test_a_step_is_over_when_bash_exits_whatever_it_left_running(app_config, tmp_path, spool_path, task_id):
+    ex = executor(app_config, tmp_path, spool_path)
+    ex.bash_timeout = 20
+    started = time.monotonic()
+    summary = ex.run_task(task_id, [Step(1, "bash", command="sleep 30 & echo started")])
+    assert summary.ran == [1] and not summary.failed, summary.error
+    assert time.monotonic() - started < 10
+    ex.bash_timeout = 1
+    started = time.monotonic()
+    summary = ex.run_task(task_id, [Step(2, "bash", command="setsid sleep 30 & sleep 60")])
+    ex.step_recorder.close()
+    assert summary.failed == [2] and summary.error.startswith("timed out after 1 s")
+    assert time.monotonic() - started < 10, "a grandchild in its own session holding the output does not matter"
+
+
+@pytest.mark.parametrize(("result", "error"), [
+    (True, None), (False, "the step returned False"), ("ok", "the step returned 'ok', not a dict with 'success'"),
+    ({"success": False, "error": ValueError("bad")}, "bad")])
+def test_whatever_a_step_returns_is_recorded_and_nothing_raises(cluster, ledger_db, app_config, spool_path, task_id,
+                                                                result, error):
+    ex = executor(app_config, ".", spool_path)
+    assert ex._record_step_result(task_id, 1, "bash", None, result, 5) is True
+    ex.step_recorder.close()
+    assert [(r[1], r[4]) for r in state(cluster, ledger_db, task_id)] == [("success" if error is None else "failed",
+                                                                          error)]
+
+
+def test_a_db_config_given_as_a_dsn_string_works(cluster, ledger_db, app_config, spool_path, task_id):
+    ex = TaskExecutor(db_config=" ".join(f"{k}='{v}'" for k, v in app_config.items()), workdir=".",
+                     say=lambda line: None)
+    ex.step_recorder.spool.path = spool_path
+    assert ex.run_task(task_id, [Step(1, "bash", command="true")]).ran == [1]
+    ex.step_recorder.close()
+    assert [r[:2] for r in state(cluster, ledger_db, task_id)] == [(1, "success")]

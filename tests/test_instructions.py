@@ -66,3 +66,8 @@ def test_a_search_block_without_a_file_or_an_end_is_an_error():
         parse_instructions("<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE\n")
     with pytest.raises(InstructionError, match="line 2: SEARCH block without ======= and >>>>>>> REPLACE"):
         parse_instructions("**File:** a.py\n<<<<<<< SEARCH\nx\n")
+
+
+def test_a_code_block_never_closed_is_an_error_not_a_missing_step():
+    with pytest.raises(InstructionError, match="line 3: a code block opened here is never closed"):
+        parse_instructions("# Task\n\n```bash\necho one\n")

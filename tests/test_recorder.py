@@ -303,25 +303,71 @@ def test_the_breaker_skips_the_database_for_its_cooldown_then_tries_again(cluste
     assert recorder.spool.is_empty()
 
 
-def test_a_long_spool_never_makes_the_callers_own_call_late(cluster, ledger_db, app_config, spool_path, task_id):
-    backlog = Spool(spool_path)
-    for n in range(3000):
-        backlog.append(StepEvent.create(task_id, n, "bash", None, "success", 1))
+def write_backlog(spool_path, task_id, n):
+    """n spooled events of task_id, written in one go (as a long outage would leave them)."""
+    spool_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(spool_path, "w") as f:
+        for step in range(n):
+            f.write(json.dumps(StepEvent.create(task_id, step, "bash", None, "success", 1).as_dict()) + "\n")
+
+
+def test_a_long_spool_never_makes_the_callers_calls_late_and_loses_nothing(cluster, ledger_db, app_config,
+                                                                            spool_path, task_id):
+    backlog = 60_000
+    write_backlog(spool_path, task_id, backlog)
     recorder = StepRecorder(app_config, spool_path=spool_path, deadline=0.5)
     try:
+        for call in range(6):
+            started = time.monotonic()
+            assert recorder.record_step(task_id, backlog + call, "bash", None, "success", 1) is True, \
+                f"call {call}: in time, not spooled"
+            assert time.monotonic() - started < 1.5, f"call {call} was late"
         started = time.monotonic()
-        assert recorder.record_step(task_id, 5000, "bash", None, "success", 1) is True, "in time, not spooled"
-        assert time.monotonic() - started < 1.5
-        assert not recorder.spool.is_empty(), "the backlog is replayed a slice at a time"
-        for _ in range(200):
-            if recorder.spool.is_empty():
-                break
-            assert recorder.step_succeeded(task_id, 5000) is True
-        assert recorder.spool.is_empty()
+        assert recorder.step_succeeded(task_id, backlog - 1) is True, "a spooled success counts"
+        assert time.monotonic() - started < 1.0, "asking a long spool stays cheap"
     finally:
         recorder.close()
-    assert cluster.admin("SELECT count(*), sum(attempts) FROM jr_step_rewards WHERE task_id = %s", (task_id,),
-                         dbname=ledger_db) == [(3001, 3001)]
+    [(rows,)] = cluster.admin("SELECT count(*) FROM jr_step_rewards WHERE task_id = %s", (task_id,), dbname=ledger_db)
+    waiting = recorder.spool.count()
+    assert rows > 6, "the backlog is replayed a slice at a time"
+    assert rows + waiting == backlog + 6, "every event is in the ledger or still in the spool"
+
+
+def test_a_closed_recorder_can_be_used_again(cluster, ledger_db, app_config, spool_path, task_id):
+    recorder = StepRecorder(app_config, spool_path=spool_path)
+    assert recorder.record_step(task_id, 1, "bash", None, "success", 1) is True
+    recorder.close()
+    started = time.monotonic()
+    assert recorder.record_step(task_id, 2, "bash", None, "success", 1) is True
+    assert time.monotonic() - started < 1.0
+    recorder.close()
+    assert [r[0] for r in state(cluster, ledger_db, task_id)] == [1, 2]
+
+
+def test_a_spool_path_with_glob_characters_loses_nothing(cluster, ledger_db, app_config, tmp_path, task_id):
+    path = tmp_path / "spool[1]*?" / "spool[1].jsonl"
+    Spool(path).append(StepEvent.create(task_id, 1, "bash", None, "success", 1))
+    recorder = StepRecorder(app_config, spool_path=path)
+    counts = recorder.replay()
+    recorder.close()
+    assert (counts["recorded"], counts["remaining"]) == (1, 0)
+    assert recorder.spool.is_empty() and not list(path.parent.glob("*.replay-*"))
+
+
+def test_lines_that_are_not_events_are_skipped_with_a_warning(cluster, ledger_db, recorder, spool_path, task_id,
+                                                              caplog):
+    caplog.set_level(logging.WARNING, "jr_step_rewards")
+    good = StepEvent.create(task_id, 1, "bash", None, "success", 1).as_dict()
+    spool_path.parent.mkdir(parents=True)
+    spool_path.write_text("\n".join([
+        "null", "[1, 2]", json.dumps(dict(good, recorded_at="yesterday")), json.dumps(dict(good, recorded_at=None)),
+        json.dumps(dict(good, recorded_at="2026-01-01T00:00:00")), json.dumps(good)]) + "\n")
+    assert recorder.step_succeeded(task_id, 1) is True  # the first call replays the spool before it asks
+    assert recorder.replay()["remaining"] == 0
+    assert [r[:2] for r in state(cluster, ledger_db, task_id)] == [(1, "success")]
+    skipped = [r.getMessage() for r in caplog.records if "skipping unreadable line" in r.getMessage()]
+    assert [m.split("line ")[1].split(" ")[0] for m in skipped] == ["1", "2", "3", "4", "5"]
+    assert "recorded_at must be an ISO 8601 time with a time zone, got 'yesterday'" in skipped[2]
 
 
 def test_a_forked_child_records_on_its_own_connection_and_leaves_the_parents_alone(

@@ -13,7 +13,7 @@ import psycopg2
 from . import db
 from .executor import TaskExecutor
 from .instructions import InstructionError, parse_instructions
-from .recorder import StepRecorder
+from .recorder import StepRecorder, dsn_problem
 
 
 def _table(headers, rows):
@@ -38,26 +38,39 @@ def cmd_run(args):
     executor.step_recorder = StepRecorder(dsn=args.dsn, spool_path=args.spool)
     print(f"task {args.task_id}: {len(steps)} steps from {args.file}, in {executor.workdir}")
     summary = executor.run_task(args.task_id, steps)
-    executor.step_recorder.close()
+    recorder = executor.step_recorder
+    waiting = 0
+    if not recorder.spool.is_empty():  # the database was away: one more try to deliver now
+        waiting = recorder.replay(timeout=recorder.deadline)["remaining"]
+    recorder.close()
     if summary.failed:
         print(f"task {args.task_id}: step {summary.failed[0]} failed; ran {len(summary.ran)}, "
               f"skipped {len(summary.skipped)}. Run it again to retry from there.")
-        return 1
-    print(f"task {args.task_id}: done; ran {len(summary.ran)}, skipped {len(summary.skipped)} already done")
-    return 0
+    else:
+        print(f"task {args.task_id}: done; ran {len(summary.ran)}, skipped {len(summary.skipped)} already done")
+    if waiting:
+        print(f"jr-steps run: the database could not take every record; {waiting} wait in the spool "
+              f"{recorder.spool.path}: run 'jr-steps replay' once it is back", file=sys.stderr)
+    return 1 if summary.failed or waiting else 0
 
 
 def _query(args, call):
+    """Run call(conn) on a short-lived connection; None (and a message) when it cannot."""
+    problem = dsn_problem(args.dsn)
+    if problem:
+        print(f"jr-steps: {problem}", file=sys.stderr)
+        return None
     try:
-        conn = psycopg2.connect(args.dsn or "", connect_timeout=5, application_name="jr-steps")
+        conn = psycopg2.connect(args.dsn or "", connect_timeout=5, application_name="jr-steps",
+                                options="-c statement_timeout=60000")
     except psycopg2.Error as exc:
-        print(f"jr-steps: cannot connect: {str(exc).strip()}", file=sys.stderr)
+        print(f"jr-steps: cannot connect: {' '.join(str(exc).split())}", file=sys.stderr)
         return None
     try:
         with conn:
             return call(conn)
     except psycopg2.Error as exc:
-        print(f"jr-steps: {str(exc).strip()}", file=sys.stderr)
+        print(f"jr-steps: {' '.join(str(exc).split())}", file=sys.stderr)
         return None
     finally:
         conn.close()

@@ -10,6 +10,10 @@ replacement text ("free"):
     replacement present, no free search text   -> already in place: success, file untouched
     exactly one free search text               -> replaced there
     none, or more than one                     -> a clear error, file untouched
+The first rule needs evidence: when the replacement is part of the search text (an edit that only
+removes text), finding the replacement proves nothing, so the edit must find its search text.
+Such an edit, retried after a crash that followed it, fails with "search text not found" and
+changes nothing: a safe failure, where guessing could hide a search text that never matched.
 Writes are atomic (a temporary file in the same folder, fsync, rename) and keep the file's mode.
 Text is handled as UTF-8 bytes, so the rest of the file is kept byte for byte.
 """
@@ -57,7 +61,7 @@ def apply_search_replace(filepath, search_text, replace_text):
 
     search, replace = search_text.encode(), replace_text.encode()
     free = _free_occurrences(data, search, replace)
-    if replace and not free and replace in data:
+    if replace and replace not in search and not free and replace in data:
         return {"success": True, "error": None, "changed": False}
     if not free:
         return failed("search text not found")

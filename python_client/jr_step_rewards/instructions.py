@@ -56,6 +56,8 @@ def parse_instructions(text):
                     steps.append(Step(len(steps) + 1, "bash", command=command))
             fence = None
         i += 1
+    if fence is not None:
+        raise InstructionError(f"line {fence[2]}: a code block opened here is never closed")
     return steps
 
 

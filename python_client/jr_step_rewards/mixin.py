@@ -9,9 +9,21 @@ Recording never raises and never blocks past the recorder's deadline (see record
 """
 
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
 
 from .recorder import StepRecorder
+
+
+def _outcome(result):
+    """(success, error detail) from what a step returned: the seed's dict with 'success' and
+    'error', or a bare bool; anything else counts as a failure that says what it was."""
+    if isinstance(result, Mapping):
+        success = bool(result.get("success"))
+        return success, None if success else result.get("error")
+    if isinstance(result, bool):
+        return result, None if result else "the step returned False"
+    return False, f"the step returned {result!r}, not a dict with 'success'"
 
 
 class TrackedStep:
@@ -32,7 +44,8 @@ class StepTrackingMixin:
         """The StepRecorder, built on first use from self.db_config when the executor has one,
         otherwise from the libpq variables. Assign one to share or configure it."""
         if self._step_recorder is None:
-            self._step_recorder = StepRecorder(getattr(self, "db_config", None))
+            config = getattr(self, "db_config", None)
+            self._step_recorder = StepRecorder(dsn=config) if isinstance(config, str) else StepRecorder(config)
         return self._step_recorder
 
     @step_recorder.setter
@@ -42,10 +55,9 @@ class StepTrackingMixin:
     def _record_step_result(self, task_id, step_number, step_type, target_file, result, execution_time_ms):
         """Record step-level execution result for reward tracking (seed step 3). result is the
         editor's or runner's dict: 'success' decides the result, 'error' becomes the error detail."""
-        success = bool(result and result.get("success"))
+        success, error = _outcome(result)
         return self.step_recorder.record_step(
-            task_id, step_number, step_type, target_file, "success" if success else "failed",
-            execution_time_ms, None if success else (result or {}).get("error"))
+            task_id, step_number, step_type, target_file, "success" if success else "failed", execution_time_ms, error)
 
     def _record_step_pending(self, task_id, step_number, step_type, target_file):
         """Mark the step as about to run."""

@@ -36,56 +36,73 @@ log = logging.getLogger("jr_step_rewards")
 class _Worker:
     """One daemon thread that owns the connection and runs jobs in order.
 
-    Daemon, so a job stuck on a silent peer never keeps the executor's process from exiting."""
+    Daemon, so a job stuck on a silent peer never keeps the executor's process from exiting.
+    The connection lives in the thread's own loop: a thread started after stop() or in a forked
+    child opens its own. (A forked child never closes the parent's connection: psycopg2 leaves a
+    connection alone in a process other than the one that opened it.)"""
 
     def __init__(self, connect):
         self._connect = connect
-        self._conn = None
-        self._jobs = queue.SimpleQueue()
+        self._jobs = None
         self._thread = None
-        self._pid = os.getpid()
+        self._pid = None
 
     def submit(self, job):
-        if self._pid != os.getpid():
-            # A forked child has no worker thread, and shares the parent's socket: it keeps the
-            # parent's connection object unclosed (closing it would end the parent's session) and
-            # opens its own.
-            self._inherited = self._conn
-            self._pid, self._thread, self._conn, self._jobs = os.getpid(), None, None, queue.SimpleQueue()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="jr-step-recorder", daemon=True)
+        if self._thread is None or self._pid != os.getpid():
+            self._jobs, self._pid = queue.SimpleQueue(), os.getpid()
+            self._thread = threading.Thread(target=self._loop, args=(self._jobs,), name="jr-step-recorder",
+                                            daemon=True)
             self._thread.start()
         future = concurrent.futures.Future()
         self._jobs.put((job, future))
         return future
 
-    def _loop(self):
+    def _loop(self, jobs):
+        conn = None
         while True:
-            job, future = self._jobs.get()
+            job, future = jobs.get()
             if job is None:
-                self._drop()
-                future.set_result(None)
-                return
+                break
             try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = self._connect()
-                future.set_result(job(self._conn))
+                if conn is None or conn.closed:
+                    conn = self._connect()
+                future.set_result(job(conn))
             except BaseException as exc:  # handed to the caller, never raised on this thread
-                if not isinstance(exc, (InvalidEvent, psycopg2.DataError, psycopg2.IntegrityError)):
-                    self._drop()  # the connection may be broken or mid-statement: start afresh
+                if not is_permanent(exc):
+                    conn = _close(conn)  # the connection may be broken or mid-statement: start afresh
                 future.set_exception(exc)
-
-    def _drop(self):
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is gone either way
-                pass
-            self._conn = None
+        _close(conn)
 
     def stop(self):
-        if self._thread is not None:
-            self._jobs.put((None, concurrent.futures.Future()))
+        """End the thread once the jobs queued so far are done; a later submit starts a new one."""
+        if self._thread is not None and self._pid == os.getpid():
+            self._jobs.put((None, None))
+        self._thread = None
+
+
+def _close(conn):
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is gone either way
+            pass
+    return None
+
+
+def describe(exc):
+    """An exception as one line: its type, and its message when it has one."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def dsn_problem(dsn):
+    """None, or why a DSN cannot work. libpq's own message quotes the DSN, password and all, so it
+    is never passed on."""
+    try:
+        psycopg2.extensions.parse_dsn(dsn or "")
+    except psycopg2.Error:
+        return "the DSN is malformed (libpq's message is withheld: it quotes the DSN, which may hold a password)"
+    return None
 
 
 class ConfigurationError(Exception):
@@ -127,7 +144,7 @@ class StepRecorder:
         self._open_until = 0.0
         self._stuck = None
         self._replay_wanted = True  # a previous run may have left events in the spool
-        self._dsn_problem = self._check_dsn()
+        self._dsn_problem = dsn_problem(self._dsn)
         self._secrets = self._find_secrets()
 
     # -- the executor's calls -------------------------------------------------------------------
@@ -200,9 +217,9 @@ class StepRecorder:
             counts = future.result(timeout)
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             counts = {"recorded": 0, "stale": 0, "duplicate": 0, "rejected": 0, "busy": False,
-                      "remaining": len(self.spool.events()), "error": exc}
+                      "remaining": self.spool.count(), "error": exc}
         if counts["error"] is not None:
-            counts["error"] = self._redact(str(counts["error"]))
+            counts["error"] = self._redact(describe(counts["error"]))
         return counts
 
     def close(self):
@@ -260,7 +277,7 @@ class StepRecorder:
             return False, TimeoutError("deadline passed")
         except Exception as exc:  # noqa: BLE001 - every failure ends here, none reaches the executor
             if not is_permanent(exc):  # a refusal for good is the caller's to report
-                self._trip(f"{type(exc).__name__}: {str(exc).strip()}")
+                self._trip(describe(exc))
             return False, exc
 
     def _background_replay(self, conn):
@@ -270,7 +287,7 @@ class StepRecorder:
         if self.spool.is_empty():
             return None
         counts = self.spool.replay(lambda event: self._send(conn, event), until=time.monotonic() + self.deadline / 2)
-        if counts["error"] is not None or counts["remaining"]:
+        if counts["remaining"] != 0:
             self._replay_wanted = True
         if counts["error"] is not None:
             raise counts["error"]  # the worker drops the connection; the next job reconnects
@@ -288,15 +305,6 @@ class StepRecorder:
             write()
         except Exception as exc:  # noqa: BLE001 - the last resort: say so loudly, never raise
             self._warn(f"could not write the spool {self.spool.path}; this record is lost: {exc}")
-
-    def _check_dsn(self):
-        """None, or why the DSN cannot work. libpq's own message quotes the DSN, password and all,
-        so it is never passed on."""
-        try:
-            psycopg2.extensions.parse_dsn(self._dsn)
-        except psycopg2.Error:
-            return "the DSN is malformed (libpq's message is withheld: it quotes the DSN, which may hold a password)"
-        return None
 
     def _find_secrets(self):
         secrets = [self._db_config.get("password"), os.environ.get("PGPASSWORD")]

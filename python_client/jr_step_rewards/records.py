@@ -94,7 +94,20 @@ class StepEvent:
                 raise InvalidEvent(f"{name} must be a 32-bit integer, got {value!r}")
         if self.execution_result not in RESULTS:
             raise InvalidEvent(f"execution_result must be one of {', '.join(RESULTS)}, got {self.execution_result!r}")
+        try:
+            _ = self.event_time  # parsed once here, so a bad one is refused at the door
+        except (TypeError, ValueError) as exc:
+            raise InvalidEvent(f"recorded_at must be an ISO 8601 time with a time zone, got {self.recorded_at!r}") \
+                from exc
         return self
+
+    @property
+    def event_time(self):
+        """recorded_at as an aware datetime."""
+        parsed = datetime.datetime.fromisoformat(self.recorded_at)
+        if parsed.tzinfo is None:
+            raise ValueError("no time zone")
+        return parsed
 
     @property
     def content_hash(self):

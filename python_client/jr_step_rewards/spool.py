@@ -5,14 +5,17 @@ Files, all beside the spool path:
     spool.jsonl              appended to by every recorder (under spool.jsonl.lock, held for one write)
     spool.jsonl.replay-*     batches claimed by a replay: renamed away under the same lock, so no
                              writer can still be appending to them
+    spool.jsonl.replay-*.sent  how far into its batch a replay got (a byte offset), when it stopped
+                             early; the next replay goes on from there
     spool.jsonl.rejected     events the ledger refused for good (bad input), kept for a person to read
 
 A crash can leave a torn last line. The next append first ends it with a newline, so it can never
-swallow the record after it, and replay skips it with a warning.
+swallow the record after it, and replay skips it with a warning. A crash during replay only means
+that some events are sent again, which the ledger counts as duplicates.
 """
 
-import datetime
 import fcntl
+import glob
 import json
 import logging
 import os
@@ -31,6 +34,14 @@ def default_spool_path():
         return Path(os.environ["JR_STEP_SPOOL"])
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(state) / "jr-step-rewards" / "spool.jsonl"
+
+
+def _parse(raw):
+    """The StepEvent on one spool line; ValueError (or TypeError) when the line is not one."""
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError(f"not an event: {raw[:60]!r}")
+    return StepEvent.from_dict(data)
 
 
 class Spool:
@@ -69,41 +80,69 @@ class Spool:
             finally:
                 os.close(fd)
 
-    def _batches(self):
-        return sorted(p for p in self.path.parent.glob(self.path.name + ".replay-*") if p.suffix != ".tmp")
+    # -- reading --------------------------------------------------------------------------------
 
-    def _files(self):
-        return [*self._batches(), self.path]
+    def _batches(self):
+        pattern = glob.escape(str(self.path)) + ".replay-*"
+        return sorted(Path(p) for p in glob.glob(pattern) if not p.endswith((".sent", ".tmp")))
+
+    def _sent(self, batch):
+        """The byte offset up to which a batch was already sent (0 when none)."""
+        try:
+            return int(Path(str(batch) + ".sent").read_text() or 0)
+        except FileNotFoundError:
+            return 0
+
+    def _unsent(self):
+        """(file, offset where its unsent part starts) for every spool file, oldest first."""
+        return [*((batch, self._sent(batch)) for batch in self._batches()), (self.path, 0)]
+
+    def _lines(self, path, offset):
+        """The raw lines of a file from a byte offset; nothing when the file is gone."""
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                yield from f
+        except FileNotFoundError:
+            return
 
     def is_empty(self):
-        return not any(p.exists() and p.stat().st_size for p in self._files())
+        return not any(os.path.exists(p) and os.path.getsize(p) > offset for p, offset in self._unsent())
 
-    @staticmethod
-    def _read(path, warn):
-        """The events in one file, in order; unreadable (torn) lines are skipped."""
-        events = []
-        try:
-            lines = path.read_bytes().splitlines()
-        except FileNotFoundError:
-            return events
-        for number, raw in enumerate(lines, 1):
-            if not raw.strip():
-                continue
-            try:
-                events.append(StepEvent.from_dict(json.loads(raw)))
-            except (ValueError, TypeError) as exc:
-                if warn:
-                    log.warning("spool: skipping unreadable line %d of %s (torn by a crash?): %s", number, path, exc)
-        return events
+    def count(self):
+        """How many events wait (lines, counted without parsing them)."""
+        return sum(1 for path, offset in self._unsent() for raw in self._lines(path, offset) if raw.strip())
 
     def events(self):
-        """Every spooled event, oldest file first, without warnings (a writer may be mid-line)."""
-        return [event for path in self._files() for event in self._read(path, warn=False)]
+        """Every event still waiting, oldest file first. Unreadable lines are skipped silently:
+        a writer may be in the middle of one; replay is the one that warns."""
+        found = []
+        for path, offset in self._unsent():
+            for raw in self._lines(path, offset):
+                try:
+                    found.append(_parse(raw))
+                except (ValueError, TypeError):
+                    continue
+        return found
 
     def latest(self, task_id, step_number):
-        """The newest spooled event of a step (by event time), or None."""
-        mine = [e for e in self.events() if e.task_id == task_id and e.step_number == step_number]
-        return max(mine, key=lambda e: datetime.datetime.fromisoformat(e.recorded_at), default=None)
+        """The newest waiting event of a step (by event time), or None. Lines of other steps are
+        passed over without parsing, so a long spool stays cheap to ask."""
+        prefix = json.dumps({"task_id": task_id, "step_number": step_number})[:-1].encode() + b","
+        newest = None
+        for path, offset in self._unsent():
+            for raw in self._lines(path, offset):
+                if not raw.lstrip(b"\n").startswith(prefix):
+                    continue
+                try:
+                    event = _parse(raw)
+                except (ValueError, TypeError):
+                    continue
+                if newest is None or event.event_time >= newest.event_time:
+                    newest = event
+        return newest
+
+    # -- replay ---------------------------------------------------------------------------------
 
     def _claim(self):
         """Move the live spool aside as a new batch, so appends go to a fresh file."""
@@ -122,46 +161,70 @@ class Spool:
                     event.task_id, event.step_number, event.event_id, reason, self._sibling(".rejected"))
 
     def replay(self, send, until=None):
-        """Send every spooled event in order with send(event), which returns record_step's answer,
+        """Send every waiting event in order with send(event), which returns record_step's answer,
         raises InvalidEvent when the ledger refuses the event for good, and raises anything else
         when the database cannot take it now. Stops at the first such failure, or once
-        time.monotonic() passes until, and keeps what is left. Returns a dict of counts,
-        'remaining' (0 when the spool is empty), 'busy' (another process was replaying) and
-        'error' (the failure that stopped it, or None)."""
+        time.monotonic() passes until, and remembers how far it got.
+
+        Returns a dict of counts (recorded, stale, duplicate, rejected), 'busy' (another process
+        was replaying), 'error' (the failure that stopped it, or None) and 'remaining': 0 when
+        the spool is empty, the number of waiting events after a failure, None (some, not
+        counted) when until stopped it."""
         counts = {"recorded": 0, "stale": 0, "duplicate": 0, "rejected": 0, "remaining": 0, "busy": False,
                   "error": None}
         with self._locked(".replay.lock", blocking=False) as mine:
             if not mine:  # another process is replaying this spool right now
-                counts["busy"] = True
-                counts["remaining"] = len(self.events())
+                counts.update(busy=True, remaining=self.count())
                 return counts
             self._claim()
             for batch in self._batches():
-                events = self._read(batch, warn=True)
-                for index, event in enumerate(events):
-                    if until is not None and time.monotonic() >= until:
-                        self._keep(batch, events[index:])
-                        counts["remaining"] = len(self.events())
-                        return counts
+                stopped = self._replay_batch(batch, send, until, counts)
+                if stopped:
+                    counts["remaining"] = None if counts["error"] is None else self.count()
+                    return counts
+                batch.unlink()
+                Path(str(batch) + ".sent").unlink(missing_ok=True)
+        return counts
+
+    def _replay_batch(self, batch, send, until, counts):
+        """Send one batch from where the last replay left it. True when it stopped early."""
+        offset = self._sent(batch)
+        with open(batch, "rb") as f:
+            f.seek(offset)
+            number = 0
+            while True:
+                if until is not None and time.monotonic() >= until:
+                    self._remember(batch, offset)
+                    return True
+                raw = f.readline()
+                if not raw:
+                    return False
+                number += 1
+                try:
+                    event = _parse(raw) if raw.strip() else None
+                except (ValueError, TypeError) as exc:
+                    log.warning("spool: skipping unreadable line %d of %s (torn by a crash?): %s",
+                                number, batch, exc)
+                    event = None
+                if event is not None:
                     try:
                         counts[send(event)] += 1
                     except InvalidEvent as exc:
                         self.reject(event, str(exc))
                         counts["rejected"] += 1
                     except Exception as exc:
-                        self._keep(batch, events[index:])
-                        counts["remaining"] = len(self.events())
+                        self._remember(batch, offset)
                         counts["error"] = exc
-                        return counts
-                batch.unlink()
-        return counts
+                        return True
+                offset = f.tell()
 
     @staticmethod
-    def _keep(batch, events):
-        """Rewrite a claimed batch with the events not yet sent (only the replayer touches it)."""
-        tmp = batch.with_name(batch.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(e.as_dict(), ensure_ascii=False) + "\n" for e in events)
+    def _remember(batch, offset):
+        """Write how far into batch the replay got (only the replayer touches it)."""
+        tmp = Path(str(batch) + ".sent.tmp")
+        with open(tmp, "w") as f:
+            f.write(str(offset))
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, batch)
+        os.replace(tmp, str(batch) + ".sent")
+

@@ -1,0 +1,67 @@
+"""The spool on its own, without a database: several processes appending while another replays
+lose nothing and send nothing twice."""
+
+import multiprocessing
+import threading
+import time
+
+from jr_step_rewards.records import StepEvent
+from jr_step_rewards.spool import Spool
+
+WRITERS, EACH = 4, 300
+
+
+def append_many(path, writer):
+    spool = Spool(path)
+    for step in range(EACH):
+        spool.append(StepEvent.create(writer, step, "bash", None, "success", 1))
+
+
+def test_appends_racing_replays_lose_nothing_and_send_nothing_twice(tmp_path):
+    path = tmp_path / "spool.jsonl"
+    sent = []
+
+    def send(event):
+        sent.append((event.task_id, event.step_number))
+        return "recorded"
+
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=append_many, args=(path, w)) for w in range(WRITERS)]
+    for w in writers:
+        w.start()
+    spool = Spool(path)
+    replays = 0
+    while any(w.is_alive() for w in writers):
+        spool.replay(send)
+        replays += 1
+        time.sleep(0.001)
+    for w in writers:
+        w.join()
+        assert w.exitcode == 0
+    spool.replay(send)
+
+    assert replays > 10, "the replays really raced the writers"
+    assert len(sent) == len(set(sent)), "nothing was sent twice"
+    assert set(sent) == {(w, step) for w in range(WRITERS) for step in range(EACH)}, "nothing was lost"
+    assert spool.is_empty()
+
+
+def test_appends_and_the_replays_claim_take_turns_on_one_lock(tmp_path):
+    """The protocol behind the race above, shown deterministically: while the writers' lock is held,
+    neither an append nor a replay's claim of the live file can proceed."""
+    path = tmp_path / "spool.jsonl"
+    spool = Spool(path)
+    spool.append(StepEvent.create(1, 1, "bash", None, "success", 1))
+    sent = []
+    with spool._locked():
+        appending = threading.Thread(target=spool.append, args=(StepEvent.create(1, 2, "bash", None, "success", 1),))
+        replaying = threading.Thread(target=spool.replay, args=(lambda e: sent.append(e) or "recorded",))
+        appending.start()
+        replaying.start()
+        time.sleep(0.3)
+        assert appending.is_alive() and replaying.is_alive(), "both wait for the lock"
+        assert path.exists() and len(path.read_text().splitlines()) == 1 and not sent
+    appending.join(5)
+    replaying.join(5)
+    spool.replay(lambda e: sent.append(e) or "recorded")
+    assert sorted(e.step_number for e in sent) == [1, 2]
