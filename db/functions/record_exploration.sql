@@ -58,7 +58,7 @@ BEGIN
     INSERT INTO public.jr_exploration_log AS e (jr_type, task_type, novelty_score, curiosity_bonus, task_outcome)
     VALUES (record_exploration.jr_type, record_exploration.task_type, record_exploration.novelty_score,
             record_exploration.curiosity_bonus, record_exploration.task_outcome)
-    RETURNING e.id INTO new_id;
+    RETURNING e.id::bigint INTO new_id;
     RETURN new_id;
 END
 $$;
