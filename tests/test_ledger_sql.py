@@ -176,3 +176,17 @@ def test_every_function_and_view_file_is_in_the_pgtap_comment_and_search_path_ch
         assert f"'{path.stem}'" in schema_test, f"01_schema.sql checks that {path.stem} has comments"
         if path.parent.name == "functions":
             assert f"'{path.stem}'" in privileges_test, f"02 checks {path.stem}'s search_path"
+
+
+def test_prune_reads_the_old_block_ranges_through_the_brin_index(cluster, migrated_db):
+    cluster.admin("""
+        INSERT INTO jr_step_attempts (event_id, task_id, step_number, attempt_number, step_type, execution_result,
+                                      recorded_at, received_at)
+        SELECT gen_random_uuid(), g / 10, g % 10, 1, 'bash', 'success', now(),
+               now() - interval '200 days' + g * interval '1 minute'
+        FROM generate_series(1, 200000) g""", dbname=migrated_db)
+    cluster.admin("ANALYZE jr_step_attempts", dbname=migrated_db)
+    plans = nested_plans(cluster, migrated_db, "SELECT prune_step_attempts(interval '190 days', 1000)")
+    assert "Bitmap Index Scan on idx_step_attempts_received_at" in plans, plans
+    assert "Seq Scan on jr_step_attempts" not in plans, plans
+    assert "Tid Scan on jr_step_attempts" in plans, plans

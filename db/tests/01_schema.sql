@@ -2,7 +2,7 @@
 BEGIN;
 SET LOCAL client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(26);
+SELECT plan(27);
 
 SELECT has_table('public', 'jr_step_rewards', 'jr_step_rewards exists');
 SELECT has_table('public', 'jr_exploration_log', 'jr_exploration_log exists');
@@ -97,6 +97,8 @@ SELECT has_index('public', 'jr_exploration_log', 'idx_exploration_jr', ARRAY['jr
     'idx_exploration_jr is on (jr_type, created_at)');
 SELECT has_index('public', 'jr_step_attempts', 'idx_step_attempts_step', ARRAY['task_id', 'step_number'],
     'jr_step_attempts is indexed by step');
+SELECT index_is_type('public', 'jr_step_attempts', 'idx_step_attempts_received_at', 'brin',
+    'jr_step_attempts has a BRIN index on received_at, for retention');
 
 SELECT bag_eq(
     $$SELECT conname::text COLLATE "default", convalidated FROM pg_constraint
@@ -150,7 +152,7 @@ SELECT is_empty(
 SELECT results_eq(
     $$SELECT version, name FROM public.jr_schema_migrations ORDER BY version$$,
     $$VALUES (1, '0001_seed_schema.sql'), (2, '0002_step_attempts.sql'), (3, '0003_step_rewards_tracking.sql'),
-             (4, '0004_rewards_and_exploration.sql')$$,
+             (4, '0004_rewards_and_exploration.sql'), (5, '0005_history_retention_index.sql')$$,
     'the migration ledger lists every migration, starting from the seed''s baseline');
 SELECT is_empty(
     $$SELECT name FROM public.jr_schema_migrations WHERE checksum !~ '^[0-9a-f]{64}$'$$,
