@@ -293,14 +293,24 @@ def test_the_breaker_skips_the_database_for_its_cooldown_then_tries_again(cluste
         assert recorder.record_step(task_id, 2, "bash", None, "success", 1) is False, "open: not even tried"
         assert len(caplog.records) == 1
         time.sleep(0.6)
-        assert recorder.record_step(task_id, 3, "bash", None, "success", 1) is True, "half-open: tried, and closed"
-        assert recorder.record_step(task_id, 4, "bash", None, "success", 1) is True
+        started = time.monotonic()
+        assert recorder.record_step(task_id, 3, "bash", None, "success", 1) is False, "spooled; probed behind it"
+        assert time.monotonic() - started < 0.2, "the caller does not wait for the probe"
+        wait_until(lambda: not recorder.breaker_open)
+        assert recorder.record_step(task_id, 4, "bash", None, "success", 1) is True, "closed again: direct"
     finally:
         recorder.close()
         proxy.close()
     assert [r[:3] for r in state(cluster, ledger_db, task_id)] == [(n, "success", 1) for n in (1, 2, 3, 4)], \
         "the spooled records were replayed on the first good connection"
     assert recorder.spool.is_empty()
+
+
+def wait_until(condition, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
 
 
 def write_backlog(spool_path, task_id, n):

@@ -46,6 +46,7 @@ class _Worker:
         self._jobs = None
         self._thread = None
         self._pid = None
+        self._active = None
 
     def submit(self, job):
         if self._thread is None or self._pid != os.getpid():
@@ -66,12 +67,34 @@ class _Worker:
             try:
                 if conn is None or conn.closed:
                     conn = self._connect()
-                future.set_result(job(conn))
+                self._active = conn
+                result = job(conn)
             except BaseException as exc:  # handed to the caller, never raised on this thread
                 if not is_permanent(exc):
                     conn = _close(conn)  # the connection may be broken or mid-statement: start afresh
+                self._active = None
                 future.set_exception(exc)
+            else:
+                self._active = None
+                future.set_result(result)
         _close(conn)
+
+    def abort(self):
+        """Cut the connection the running job uses, from another thread, so a job stuck on a peer
+        that never answers fails now instead of never. shutdown(), not close(): the descriptor
+        stays the worker's, which then closes the broken connection and opens a new one."""
+        conn = self._active
+        if conn is None:
+            return
+        try:
+            fd = os.dup(conn.fileno())
+        except (OSError, ValueError, psycopg2.Error):
+            return  # already closed
+        with socket.socket(fileno=fd) as sock:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def stop(self):
         """End the thread once the jobs queued so far are done; a later submit starts a new one."""
@@ -141,8 +164,9 @@ class StepRecorder:
         self._timeouts = dict(connect_timeout=connect_timeout, statement_timeout_ms=statement_timeout_ms,
                               lock_timeout_ms=lock_timeout_ms, tcp_user_timeout_ms=tcp_user_timeout_ms)
         self._worker = _Worker(self._connect)
-        self._open_until = 0.0
-        self._stuck = None
+        self._open_until = 0.0  # the breaker: 0 closed, else open until then (monotonic)
+        self._waiting = None  # a call past its deadline, or a background probe, not yet finished
+        self._waiting_since = 0.0
         self._replay_wanted = True  # a previous run may have left events in the spool
         self._dsn_problem = dsn_problem(self._dsn)
         self._secrets = self._find_secrets()
@@ -205,6 +229,11 @@ class StepRecorder:
             return None
         return answer
 
+    @property
+    def breaker_open(self):
+        """True while calls go straight to the spool because the database failed recently."""
+        return bool(self._open_until)
+
     @staticmethod
     def content_hash(task_id, step_number, step_type, target_file):
         """The hash record_step stores for this definition, for step_succeeded(..., step_content_hash)."""
@@ -259,12 +288,22 @@ class StepRecorder:
         return self.spool.replay(lambda event: self._send(conn, event))
 
     def _call(self, job):
-        """Run job on the worker within the deadline. (True, result), or (False, the reason)."""
-        if self._stuck is not None and not self._stuck.done():
-            return False, "a call that missed its deadline is still waiting on the database"
-        self._stuck = None
-        if time.monotonic() < self._open_until:
-            return False, "the database failed recently (circuit breaker open)"
+        """Run job on the worker within the deadline. (True, result), or (False, the reason).
+
+        The caller waits only while the breaker is closed. A failure opens it: calls go straight
+        to the spool, and once the cool-down is over the database is probed in the background (a
+        reconnect and a slice of replay) while the caller moves on; the breaker closes when the
+        probe succeeds."""
+        if self._waiting is not None and not self._waiting.done():
+            if time.monotonic() - self._waiting_since > self.deadline + self._timeouts["connect_timeout"]:
+                self._worker.abort()
+            return False, "the database has not answered an earlier call yet"
+        self._waiting = None
+        if self._open_until:
+            if time.monotonic() < self._open_until:
+                return False, "the database failed recently (circuit breaker open)"
+            self._probe()
+            return False, "the database failed recently; checking it in the background"
         if self._replay_wanted:
             self._replay_wanted = False
             self._worker.submit(self._background_replay)
@@ -272,18 +311,45 @@ class StepRecorder:
         try:
             return True, future.result(timeout=self.deadline)
         except concurrent.futures.TimeoutError:
-            self._stuck = future
+            self._hold(future)
+            self._worker.abort()
             self._trip(f"no answer from the database within {self.deadline:g} s")
-            return False, TimeoutError("deadline passed")
+            return False, TimeoutError(f"no answer within {self.deadline:g} s")
         except Exception as exc:  # noqa: BLE001 - every failure ends here, none reaches the executor
             if not is_permanent(exc):  # a refusal for good is the caller's to report
                 self._trip(describe(exc))
             return False, exc
 
+    def _hold(self, future):
+        self._waiting, self._waiting_since = future, time.monotonic()
+
+    def _probe(self):
+        """Half-open, in the background: one job that reconnects and replays a slice of the spool
+        (or asks SELECT 1). It closes the breaker when it succeeds; when it fails the breaker
+        stays open for another cool-down."""
+        self._open_until = time.monotonic() + self.cooldown
+        future = self._worker.submit(self._probe_job)
+        self._hold(future)
+        future.add_done_callback(self._probed)
+
+    def _probe_job(self, conn):
+        if self._background_replay(conn) is None:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+
+    def _probed(self, future):
+        """On the worker, when the probe ends."""
+        if future.exception() is None:
+            self._open_until = 0.0
+            log.info("jr_step_rewards: the database answers again; recording directly")
+        else:
+            log.debug("jr_step_rewards: the database still fails: %s", self._redact(describe(future.exception())))
+
     def _background_replay(self, conn):
         """On the worker, before the next job: replay what earlier outages left in the spool, for
         half the caller's deadline at most, so a long spool never makes the caller's own call late.
-        What is left goes before the next call, and so on until the spool is empty."""
+        What is left goes before the next call, and so on until the spool is empty. None when
+        there was nothing to replay."""
         if self.spool.is_empty():
             return None
         counts = self.spool.replay(lambda event: self._send(conn, event), until=time.monotonic() + self.deadline / 2)
@@ -295,10 +361,11 @@ class StepRecorder:
         return counts
 
     def _trip(self, reason):
+        """Open the breaker after a call failed, and say so once."""
         self._open_until = time.monotonic() + self.cooldown
         self._replay_wanted = True  # whatever fails now is spooled, or the background replay was lost
-        self._warn(f"database unavailable ({reason}); spooling to {self.spool.path} "
-                   f"and retrying in {self.cooldown:g} s")
+        self._warn(f"database unavailable ({reason}); spooling to {self.spool.path} and checking it "
+                   f"again in the background every {self.cooldown:g} s")
 
     def _spool_write(self, write):
         try:
