@@ -17,8 +17,12 @@ BEGIN
     IF total IS NULL OR total <= jr_elide_middle.max_chars THEN
         RETURN jr_elide_middle.value;
     END IF;
-    -- The cut count has at most as many digits as the total length, so this width is an upper bound.
+    -- The marker counts the cut characters, which depends on how many are kept: size it for the
+    -- whole length first (too wide), then for what that cuts. The second width is never smaller
+    -- than what the final count needs, and fills max_chars but for a digit at most.
     marker_width := length(format('…[%s characters cut]…', total));
+    keep := greatest(jr_elide_middle.max_chars - marker_width, 0);
+    marker_width := length(format('…[%s characters cut]…', total - keep));
     keep := greatest(jr_elide_middle.max_chars - marker_width, 0);
     RETURN left(jr_elide_middle.value, (keep + 1) / 2)
         || format('…[%s characters cut]…', total - keep)

@@ -46,6 +46,7 @@ def elide_middle(value, max_chars):
         return value
     total = len(value)
     keep = max(max_chars - len(f"…[{total} characters cut]…"), 0)
+    keep = max(max_chars - len(f"…[{total - keep} characters cut]…"), 0)
     return value[: (keep + 1) // 2] + f"…[{total - keep} characters cut]…" + value[len(value) - keep // 2:]
 
 
