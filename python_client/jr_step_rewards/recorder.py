@@ -241,6 +241,9 @@ class StepRecorder:
 
     def replay(self, timeout=60.0):
         """Send the spool to the database now. Returns the spool's counts (see Spool.replay)."""
+        if self.spool.is_empty():
+            return {"recorded": 0, "stale": 0, "duplicate": 0, "rejected": 0, "busy": False, "remaining": 0,
+                    "error": None}
         future = self._worker.submit(self._replay_job)
         try:
             counts = future.result(timeout)
@@ -380,7 +383,7 @@ class StepRecorder:
         found = set()
         for secret in filter(None, secrets):
             found.add(str(secret))
-            found.update(token for token in str(secret).split() if len(token) >= 4)
+            found.update(token for token in str(secret).split() if len(token) >= 6)
         return sorted(found, key=len, reverse=True)
 
     def _redact(self, text):

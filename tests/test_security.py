@@ -1,0 +1,73 @@
+"""Passwords never appear in warnings, CLI output, make's output or the server's log. (The privilege
+and search_path checks are SQL: db/tests/10_security.sql.)"""
+
+import logging
+import os
+import subprocess
+import sys
+
+import psycopg2
+import pytest
+from conftest import APP_PASSWORD
+from jr_step_rewards import StepRecorder
+from jr_step_rewards.records import StepEvent
+from jr_step_rewards.spool import Spool
+from pgcluster import LIBPQ_VARS, REPO
+
+WRONG = "Wr0ng-Secret zq9xv7"
+
+
+def secrets_in(text, *secrets):
+    return [s for secret in secrets for s in (secret, *secret.split()) if len(s) >= 6 and s in text]
+
+
+def test_no_password_in_cli_output(cluster, ledger_db, spool_path):
+    Spool(spool_path).append(StepEvent.create(1, 1, "bash", None, "success", 1))  # so replay must connect
+    base = f"host=127.0.0.1 port={cluster.port} dbname={ledger_db}"
+    runs = [
+        ["--dsn", f"{base} user=jr_app password='{WRONG}'", "status", "--task-id", "1"],
+        ["--dsn", f"{base} user=jr_app password='{WRONG}'", "stats"],
+        ["--dsn", f"{base} user=jr_app password='{WRONG}'", "--spool", str(spool_path), "replay"],
+        ["--dsn", f"{base} user=jr_app password='{APP_PASSWORD}'", "status", "--task-id", "1"],  # no SELECT
+        ["--dsn", f"{base} user=jr_app password={WRONG}", "stats"],  # malformed: an unquoted space
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in LIBPQ_VARS}
+    for args in runs:
+        result = subprocess.run([sys.executable, "-m", "jr_step_rewards", *args], capture_output=True, text=True,
+                                env=env, timeout=60)
+        assert result.returncode == 1, (args, result.stderr)
+        assert secrets_in(result.stdout + result.stderr, WRONG, APP_PASSWORD) == [], result.stderr
+
+
+def test_no_password_in_recorder_warnings(cluster, ledger_db, spool_path, caplog, monkeypatch):
+    caplog.set_level(logging.DEBUG, "jr_step_rewards")
+    monkeypatch.setenv("PGPASSWORD", WRONG)
+    for recorder in (StepRecorder({"host": "127.0.0.1", "port": cluster.port, "user": "jr_app", "dbname": ledger_db},
+                                  spool_path=spool_path),
+                     StepRecorder(dsn=f"host=127.0.0.1 port={cluster.port} user=jr_app password='{WRONG}'",
+                                  spool_path=spool_path)):
+        recorder.record_step(1, 1, "bash", None, "success", 1)
+        recorder.set_step_reward(1, 1, 0.5)
+        recorder.replay()
+        recorder.close()
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "password authentication failed" in text
+    assert secrets_in(text, WRONG) == []
+
+
+def test_no_password_from_make_migrate_or_make_where(cluster, ledger_db):
+    env = {k: v for k, v in os.environ.items() if k not in LIBPQ_VARS and k not in ("MAKEFLAGS", "MAKELEVEL")}
+    env.update(PGHOST="127.0.0.1", PGPORT=str(cluster.port), PGUSER="jr_app", PGDATABASE=ledger_db, PGPASSWORD=WRONG)
+    for target in ("migrate", "where"):
+        result = subprocess.run(["make", "--no-print-directory", target], cwd=REPO, env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert secrets_in(result.stdout + result.stderr, WRONG) == [], result.stderr
+    assert "password authentication failed" in result.stderr or target == "where"
+
+
+def test_no_password_in_the_server_log(cluster, ledger_db):
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        psycopg2.connect(host="127.0.0.1", port=cluster.port, user="jr_app", password=WRONG, dbname=ledger_db)
+    log = (cluster.data.parent / "server.log").read_text(errors="replace")
+    assert "password authentication failed" in log, "the failed logins above reached the log"
+    assert secrets_in(log, WRONG, APP_PASSWORD) == []
