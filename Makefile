@@ -27,7 +27,7 @@ else
   MIGRATED_DB :=
 endif
 
-.PHONY: help setup db db-stop migrate pgtap pytest test lint where demo prune uninstall
+.PHONY: help setup db db-stop migrate pgtap pytest test soak lint where demo prune uninstall
 
 help:
 	@echo "make demo      run a sample task twice on the embedded database: the retry skips finished steps"
@@ -36,6 +36,7 @@ help:
 	@echo "make migrate   install or upgrade the ledger in the target database"
 	@echo "make pgtap     run the pgTAP suite with pg_prove (rolled back, safe on production)"
 	@echo "make test      setup, database, migrate, pgtap, then pytest"
+	@echo "make soak      the fault and load tests, longer: restarts every fifth step, 8 x 5000 records"
 	@echo "make lint      ruff, and plpgsql_check on every function"
 	@echo "make prune OLDER_THAN='90 days'   delete history rows stored longer ago than that"
 	@echo "make uninstall CONFIRM=yes        remove the ledger, its data and unused roles from the target database"
@@ -68,6 +69,10 @@ pytest: $(PY)
 
 test: setup $(MIGRATED_DB)
 	@$(MAKE) --no-print-directory pgtap pytest
+
+# Slower than make test, and self-contained like pytest: its own throwaway clusters.
+soak: $(PY)
+	@JR_SOAK=1 $(VENV)/bin/pytest -q tests/test_faults.py tests/test_load.py
 
 # The demo always uses the embedded database: it writes sample rows nobody asked for elsewhere.
 demo: $(PY)

@@ -1,10 +1,14 @@
 import itertools
+import json
 import socket
+import time
+from pathlib import Path
 
 import pytest
 from pgcluster import Cluster
 
 APP_PASSWORD = "pw-Ledger 2026!s3cret"
+SESSION_STARTED = time.time()
 
 
 def free_port():
@@ -96,3 +100,13 @@ def history(cluster, db_name, task_id):
     """(step, attempt, result) of every event of a task, in the order the ledger received them."""
     return cluster.admin("SELECT step_number, attempt_number, execution_result FROM jr_step_attempts"
                          " WHERE task_id = %s ORDER BY id", (task_id,), dbname=db_name)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the reliability figures this run measured (README.md, Reliability, quotes them)."""
+    results = Path(__file__).resolve().parent / ".results" / "faults.json"
+    if not results.exists() or results.stat().st_mtime < SESSION_STARTED:
+        return
+    terminalreporter.section("reliability figures (tests/.results/faults.json)")
+    for name, figures in sorted(json.loads(results.read_text()).items()):
+        terminalreporter.write_line(f"{name}: " + ", ".join(f"{k} {v}" for k, v in sorted(figures.items())))
