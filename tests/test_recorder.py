@@ -441,3 +441,13 @@ def test_rewards_and_exploration_fail_open_when_the_database_is_down(down_config
     assert any("set_step_reward(task" in m and "was not written" in m for m in messages)
     assert any("record_exploration('se-jr', 'x') was not written" in m for m in messages)
     assert not spool_path.exists(), "rewards and exploration are not spooled"
+
+
+def test_a_spool_that_cannot_be_written_is_the_one_loss_and_it_is_named(down_config, tmp_path, task_id, caplog):
+    caplog.set_level(logging.WARNING, "jr_step_rewards")
+    (tmp_path / "a_file").write_text("")
+    recorder = StepRecorder(down_config, spool_path=tmp_path / "a_file" / "spool.jsonl")  # its folder is a file
+    assert recorder.record_step(task_id, 4, "bash", None, "failed", 1) is False
+    recorder.close()
+    lost = [r.getMessage() for r in caplog.records if "this record is lost" in r.getMessage()]
+    assert len(lost) == 1 and f"task {task_id} step 4 failed, event " in lost[0]

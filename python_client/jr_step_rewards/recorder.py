@@ -187,9 +187,9 @@ class StepRecorder:
         if ok:
             return True
         if is_permanent(answer):
-            self._spool_write(lambda: self.spool.reject(event, self._redact(str(answer).strip())))
+            self._spool_write(event, lambda: self.spool.reject(event, self._redact(str(answer).strip())))
             return False
-        self._spool_write(lambda: self.spool.append(event))
+        self._spool_write(event, lambda: self.spool.append(event))
         self._replay_wanted = True
         return False
 
@@ -370,11 +370,13 @@ class StepRecorder:
         self._warn(f"database unavailable ({reason}); spooling to {self.spool.path} and checking it "
                    f"again in the background every {self.cooldown:g} s")
 
-    def _spool_write(self, write):
+    def _spool_write(self, event, write):
         try:
             write()
         except Exception as exc:  # noqa: BLE001 - the last resort: say so loudly, never raise
-            self._warn(f"could not write the spool {self.spool.path}; this record is lost: {exc}")
+            self._warn(f"could not write the spool {self.spool.path} ({describe(exc)}); this record is lost: "
+                       f"task {event.task_id} step {event.step_number} {event.execution_result}, "
+                       f"event {event.event_id} at {event.recorded_at}")
 
     def _find_secrets(self):
         secrets = [self._db_config.get("password"), os.environ.get("PGPASSWORD")]
