@@ -27,7 +27,7 @@ else
   MIGRATED_DB :=
 endif
 
-.PHONY: help setup db db-stop migrate pgtap pytest test soak lint where demo prune uninstall
+.PHONY: help setup db db-stop migrate pgtap pytest test soak bench lint where demo prune uninstall
 
 help:
 	@echo "make demo      run a sample task twice on the embedded database: the retry skips finished steps"
@@ -37,6 +37,7 @@ help:
 	@echo "make pgtap     run the pgTAP suite with pg_prove (rolled back, safe on production)"
 	@echo "make test      setup, database, migrate, pgtap, then pytest"
 	@echo "make soak      the fault and load tests, longer: restarts every fifth step, 8 x 5000 records"
+	@echo "make bench     measure against the seed's approach and the floor (scratch databases; BENCH_ARGS=...)"
 	@echo "make lint      ruff, and plpgsql_check on every function"
 	@echo "make prune OLDER_THAN='90 days'   delete history rows stored longer ago than that"
 	@echo "make uninstall CONFIRM=yes        remove the ledger, its data and unused roles from the target database"
@@ -69,6 +70,10 @@ pytest: $(PY)
 
 test: setup $(MIGRATED_DB)
 	@$(MAKE) --no-print-directory pgtap pytest
+
+# Scratch databases of its own on the target server, dropped at the end; see bench/bench.py --help.
+bench: $(PY) $(TARGET_DB)
+	@$(PY) bench/bench.py $(BENCH_ARGS)
 
 # Slower than make test, and self-contained like pytest: its own throwaway clusters.
 soak: $(PY)

@@ -36,7 +36,7 @@ DECLARE
     content_hash text;
     stored_target text := public.jr_elide_middle(record_step.target_file, target_file_max);
     stored_error text := public.jr_elide_middle(record_step.error_detail, error_detail_max);
-    attempts_before integer;
+    history_attempt integer;
     attempts_after integer;
     history_id bigint;
     owner_task integer;
@@ -80,22 +80,21 @@ BEGIN
     content_hash := public.jr_step_content_hash(
         record_step.task_id, record_step.step_number, record_step.step_type, record_step.target_file);
 
-    SELECT r.attempts INTO attempts_before
-    FROM public.jr_step_rewards r
-    WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number;
-
     -- History first: its unique event_id makes a concurrent replay of the same event wait here and
-    -- then stop, before it can count anything.
+    -- then stop, before it can count anything. Its attempt number is read from the step's row in
+    -- the same statement, and checked after the write below.
     INSERT INTO public.jr_step_attempts AS a (
         event_id, task_id, step_number, attempt_number, step_type, target_file, step_content_hash,
         execution_result, execution_time_ms, error_detail, executor, recorded_at)
     VALUES (
         coalesce(record_step.event_id, gen_random_uuid()), record_step.task_id, record_step.step_number,
-        coalesce(attempts_before, 0) + 1, record_step.step_type, stored_target, content_hash,
+        coalesce((SELECT r.attempts FROM public.jr_step_rewards r
+                  WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number), 0) + 1,
+        record_step.step_type, stored_target, content_hash,
         record_step.execution_result, record_step.execution_time_ms, stored_error,
         coalesce(public.jr_elide_middle(record_step.executor, executor_max), session_user), event_time)
     ON CONFLICT ON CONSTRAINT jr_step_attempts_event_id_key DO NOTHING
-    RETURNING a.id INTO history_id;
+    RETURNING a.id, a.attempt_number INTO history_id, history_attempt;
 
     IF history_id IS NULL THEN
         SELECT a.task_id, a.step_number INTO owner_task, owner_step
@@ -109,8 +108,11 @@ BEGIN
         RETURN 'duplicate';
     END IF;
 
-    -- Update first, so the common case burns no id from the seed's SERIAL; insert only a new step,
-    -- and go round again if a concurrent call inserted it first.
+    -- The step's row, in the order that makes the common cases one statement each: an event at
+    -- least as new as the row updates it; a new step is inserted (ON CONFLICT so a concurrent
+    -- first event of the same step cannot fail us); an older event only counts its attempt. The
+    -- insert is tried before the stale update because only stale events (replays) pay for the
+    -- extra statement, and its sequence value, that way.
     LOOP
         UPDATE public.jr_step_rewards AS r
         SET step_type = record_step.step_type,
@@ -131,16 +133,6 @@ BEGIN
             EXIT;
         END IF;
 
-        UPDATE public.jr_step_rewards AS r
-        SET attempts = r.attempts + counts,
-            failed_attempts = r.failed_attempts + counts_failed
-        WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number
-        RETURNING r.attempts INTO attempts_after;
-        IF FOUND THEN
-            outcome := 'stale';
-            EXIT;
-        END IF;
-
         INSERT INTO public.jr_step_rewards AS r (
             task_id, step_number, step_type, target_file, step_content_hash, execution_result,
             execution_time_ms, error_detail, attempts, failed_attempts, last_event_at)
@@ -154,10 +146,21 @@ BEGIN
             outcome := 'recorded';
             EXIT;
         END IF;
+
+        UPDATE public.jr_step_rewards AS r
+        SET attempts = r.attempts + counts,
+            failed_attempts = r.failed_attempts + counts_failed
+        WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number
+          AND r.last_event_at > event_time
+        RETURNING r.attempts INTO attempts_after;
+        IF FOUND THEN
+            outcome := 'stale';
+            EXIT;
+        END IF;
     END LOOP;
 
     -- Only when a concurrent event of the same step got in between the read above and the write.
-    IF attempts_after + 1 - counts <> coalesce(attempts_before, 0) + 1 THEN
+    IF attempts_after + 1 - counts <> history_attempt THEN
         UPDATE public.jr_step_attempts AS a
         SET attempt_number = attempts_after + 1 - counts
         WHERE a.id = history_id;
