@@ -26,6 +26,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import psycopg2
@@ -154,33 +155,41 @@ def nested_plan_lines(conn, sql):
 
 # -- the sections ---------------------------------------------------------------------------------
 
-def section_single(scratch, samples):
-    ledger, raw = scratch.connect(), scratch.connect()
-    recorder = StepRecorder({"dbname": scratch.name}, spool_path=Path(tempfile.mkdtemp()) / "spool.jsonl", deadline=10)
+def section_single(connect, samples):
+    """Recording and checking one step. connect(**kwargs) opens a connection to the scratch ledger."""
+    ledger, raw = connect(), connect()
+    recorder = StepRecorder(dict(connect.settings, password=connect.password),
+                            spool_path=Path(tempfile.mkdtemp()) / "spool.jsonl", deadline=10)
+
+    def result(i):
+        return "pending" if i % 2 == 0 else "success"
 
     def ours(i):
-        db.record_step(ledger, 1 + i // 2, 1, "search_replace", TARGET, "pending" if i % 2 == 0 else "success", 7)
+        db.record_step(ledger, 1 + i // 2, 1, "search_replace", TARGET, result(i), 7)
 
     def through_recorder(i):
-        result = "pending" if i % 2 == 0 else "success"
-        recorder.record_step(10_000_000 + i // 2, 1, "search_replace", TARGET, result, 7)
+        recorder.record_step(10_000_000 + i // 2, 1, "search_replace", TARGET, result(i), 7)
+
+    def floor(i):
+        execute(raw, SEED_UPSERT, (30_000_000 + i // 2, 1, "search_replace", TARGET, "h" * 64, result(i), 7, None))
+
+    def ours_too(i):
+        ours(samples + i)
 
     def seed(i):
-        conn = psycopg2.connect("", dbname=scratch.name)
+        conn = connect(autocommit=False)
         with conn.cursor() as cur:
-            cur.execute(SEED_UPSERT, (20_000_000 + i // 2, 1, "search_replace", TARGET, "h" * 64,
-                                      "pending" if i % 2 == 0 else "success", 7, None))
+            cur.execute(SEED_UPSERT, (20_000_000 + i // 2, 1, "search_replace", TARGET, "h" * 64, result(i), 7, None))
         conn.commit()
         conn.close()
 
-    def floor(i):
-        execute(raw, SEED_UPSERT, (30_000_000 + i // 2, 1, "search_replace", TARGET, "h" * 64,
-                                   "pending" if i % 2 == 0 else "success", 7, None))
-
+    # Two interleaved groups: the seed's connect-per-call disturbs its neighbours (a backend starts
+    # and ends every call), so the floor comparison runs without it.
     recording = interleave({"record_step (this project, one call)": ours,
                             "StepRecorder.record_step (worker thread, event)": through_recorder,
-                            "seed: new connection + raw upsert": seed,
                             "raw upsert, persistent connection (floor)": floor}, samples)
+    against_seed = interleave({"record_step (this project, one call)": ours_too,
+                               "seed: new connection + raw upsert": seed}, samples // 2)
 
     def check_ours(i):
         db.step_succeeded(ledger, 1 + i % (samples // 2), 1)
@@ -197,7 +206,37 @@ def section_single(scratch, samples):
     recorder.close()
     ledger.close()
     raw.close()
-    return recording, checking
+    return recording, against_seed, checking
+
+
+class Connector:
+    """connect(**extra) to one database with fixed settings; .password for the recorder."""
+
+    def __init__(self, password=None, **settings):
+        self.settings, self.password = settings, password
+
+    def __call__(self, autocommit=True):
+        conn = psycopg2.connect("", password=self.password, **self.settings)
+        conn.autocommit = autocommit
+        return conn
+
+
+def loopback_cluster():
+    """A private cluster on a loopback TCP port with password (SCRAM) logins, as the executor
+    reaches its server; None when this machine cannot start one."""
+    from pgcluster import Cluster  # tests/pgcluster.py
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cluster = Cluster(port=port, listen="127.0.0.1").start()
+    name = cluster.create_database()
+    migrated = cluster.migrate(name)
+    if migrated.returncode != 0:
+        cluster.destroy()
+        raise RuntimeError(migrated.stderr)
+    password = uuid.uuid4().hex
+    cluster.admin(f"CREATE ROLE jr_bench LOGIN SUPERUSER PASSWORD '{password}'")
+    return cluster, Connector(password, host="127.0.0.1", port=port, user="jr_bench", dbname=name)
 
 
 def section_growth(small, big, samples):
@@ -254,13 +293,16 @@ def pgbench_upsert(result):
 
 
 # A step's pending record, then its outcome: two transactions, as the executor makes them.
-PGBENCH_SCRIPT = "\n".join(["\\set task random(50000000, 2000000000)", pgbench_upsert("pending") + ";",
-                            pgbench_upsert("success") + ";", ""])
+PGBENCH_RAW = "\n".join(["\\set task random(50000000, 2000000000)", pgbench_upsert("pending") + ";",
+                         pgbench_upsert("success") + ";", ""])
+PGBENCH_LEDGER = "\n".join(["\\set task random(50000000, 2000000000)",
+                            "SELECT public.record_step(:task, 1, 'bash', NULL, 'pending', NULL);",
+                            "SELECT public.record_step(:task, 1, 'bash', NULL, 'success', 5);", ""])
 
 
-def run_pgbench(scratch, clients, duration, workdir):
-    script = workdir / "upsert.sql"
-    script.write_text(PGBENCH_SCRIPT)
+def run_pgbench(scratch, clients, duration, workdir, script_text):
+    script = workdir / "script.sql"
+    script.write_text(script_text)
     for old in workdir.glob("pgbench_log*"):
         old.unlink()
     result = subprocess.run(
@@ -277,12 +319,12 @@ def section_concurrency(scratch, duration):
     rows = []
     try:
         for n, clients in enumerate((1, 2, 4, 8)):
-            runs = [("ours", lambda c=clients: run_ours(scratch, c, duration)),
-                    ("pgbench", lambda c=clients: run_pgbench(scratch, c, duration, workdir))]
-            if n % 2:
-                runs.reverse()
+            runs = [("python", lambda c=clients: run_ours(scratch, c, duration)),
+                    ("ledger", lambda c=clients: run_pgbench(scratch, c, duration, workdir, PGBENCH_LEDGER)),
+                    ("raw", lambda c=clients: run_pgbench(scratch, c, duration, workdir, PGBENCH_RAW))]
+            runs = runs[n % 3:] + runs[:n % 3]
             got = {name: run() for name, run in runs}
-            rows.append((clients, got["ours"], got["pgbench"]))
+            rows.append((clients, got))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return rows
@@ -371,10 +413,29 @@ def machine():
     version = execute(conn, "SHOW server_version")[0][0]
     host = conn.get_dsn_parameters().get("host", "")
     conn.close()
-    transport = "Unix socket" if host.startswith("/") else f"TCP to {host}"
+    transport = "a Unix socket (trust)" if host.startswith("/") else f"TCP to {host}"
     return (f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
-            f"PostgreSQL {version} over a {transport}, Python {platform.python_version()}, "
-            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+            f"PostgreSQL {version} over {transport}, Python {platform.python_version()}, "
+            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"), transport
+
+
+def report_single(say, header, recording, against_seed, checking, transport, number="1", only_recording=False):
+    say(f"\n{number}. Recording one step, over {transport} (baseline: the raw upsert on a persistent connection)")
+    say(header)
+    base = recording["raw upsert, persistent connection (floor)"]
+    for name, p in recording.items():
+        say(fmt_row(name, p, base))
+    say("  and, interleaved on their own:")
+    base = against_seed["record_step (this project, one call)"]
+    for name, p in against_seed.items():
+        say(fmt_row(name, p, base))
+    if only_recording:
+        return
+    say("\n2. Checking one step (baseline: the raw indexed SELECT)")
+    say(header)
+    base = checking["raw indexed SELECT, persistent connection"]
+    for name, p in checking.items():
+        say(fmt_row(name, p, base))
 
 
 def main():
@@ -392,27 +453,23 @@ def main():
         print(text, flush=True)
         lines.append(text)
 
-    say(f"make bench: {machine()}")
+    description, transport = machine()
+    say(f"make bench: {description}")
     say(f"latencies in ms; ratio = p50 / the baseline's p50; {args.samples} interleaved calls per contender")
     scratches = []
     try:
         main_db = Scratch("main")
         scratches.append(main_db)
-        recording, checking = section_single(main_db, args.samples)
         header = f"  {'':<50} {'p50':>8} {'p95':>8} {'p99':>8}   ratio"
-        say("\n1. Recording one step (baseline: the raw upsert on a persistent connection)")
-        say(header)
-        base = recording["raw upsert, persistent connection (floor)"]
-        for name, p in recording.items():
-            say(fmt_row(name, p, base))
-        seed = recording["seed: new connection + raw upsert"]["p50"]
-        ours = recording["record_step (this project, one call)"]["p50"]
-        say(f"  the seed's connect-per-call is {seed / ours:.1f}x slower than record_step")
-        say("\n2. Checking one step (baseline: the raw indexed SELECT)")
-        say(header)
-        base = checking["raw indexed SELECT, persistent connection"]
-        for name, p in checking.items():
-            say(fmt_row(name, p, base))
+        report_single(say, header, *section_single(Connector(dbname=main_db.name), args.samples), transport)
+        if transport.startswith("a Unix"):
+            cluster, connector = loopback_cluster()
+            try:
+                report_single(say, header, *section_single(connector, args.samples),
+                              "loopback TCP with a password (SCRAM), as the executor reaches its server; "
+                              "a private cluster", number="1b", only_recording=True)
+            finally:
+                cluster.destroy()
 
         small, big = Scratch("small"), Scratch("big")
         scratches += [small, big]
@@ -428,13 +485,17 @@ def main():
         for name, scans in plans.items():
             say(f"  plans inside {name}: " + "; ".join(scans))
 
-        say(f"\n4. Concurrency: clients recording at once for {args.duration:g} s each, a step's pending record "
-            "then its outcome (ours: record_step from Python processes; pgbench: the raw upsert, -M simple); "
-            "records per second, p99 in ms per pair")
-        say(f"  {'clients':>7} {'ours/s':>10} {'ours p99':>9} {'pgbench/s':>10} {'pgb p99':>9}   ratio")
-        for clients, (ours_tps, ours_p99), (pgb_tps, pgb_p99) in section_concurrency(main_db, args.duration):
-            say(f"  {clients:>7} {ours_tps:>10.0f} {ours_p99:>9.2f} {pgb_tps:>10.0f} {pgb_p99:>9.2f}   "
-                f"{ours_tps / pgb_tps:.2f}x")
+        say(f"\n4. Concurrency: clients recording at once, {args.duration:g} s a run, each client making a step's "
+            "pending record then its outcome. Records per second, and p99 in ms per pair. The ceiling is pgbench "
+            "running the raw upsert; record_step is measured from pgbench too (the same C client: the ledger's own "
+            "cost) and from Python processes (what executors see; on this machine their CPU is taken from the "
+            "server's two cores)")
+        say(f"  {'clients':>7} {'raw upsert/s':>13} {'p99':>6}   {'record_step/s':>13} {'p99':>6} {'ratio':>6}"
+            f"   {'from Python/s':>13} {'p99':>6} {'ratio':>6}")
+        for clients, got in section_concurrency(main_db, args.duration):
+            (raw_tps, raw_p99), (led_tps, led_p99), (py_tps, py_p99) = got["raw"], got["ledger"], got["python"]
+            say(f"  {clients:>7} {raw_tps:>13.0f} {raw_p99:>6.2f}   {led_tps:>13.0f} {led_p99:>6.2f} "
+                f"{led_tps / raw_tps:>5.2f}x   {py_tps:>13.0f} {py_p99:>6.2f} {py_tps / raw_tps:>5.2f}x")
 
         say(f"\n5. Outage: seconds a 20-step task spends recording (3 calls a step), capped at {args.cap:g} s")
         for fault, label, seconds in section_outage(main_db, args.cap):
