@@ -1,12 +1,11 @@
 """The thin caller: one SQL statement per call, the caller's connection, no rules of its own.
 It raises whatever psycopg2 raises; resilience lives in recorder.py."""
 
-# Named notation in SQL, values passed in order: the hot call, kept short (make bench measures it).
+# Named notation in SQL, values passed in order: the hot calls, kept short (make bench measures them).
 RECORD_STEP = """SELECT public.record_step(task_id => %s, step_number => %s, step_type => %s, target_file => %s,
     execution_result => %s, execution_time_ms => %s, error_detail => %s, recorded_at => %s, event_id => %s,
     executor => %s)"""
-STEP_SUCCEEDED = """SELECT public.step_succeeded(task_id => %(task_id)s, step_number => %(step_number)s,
-    step_content_hash => %(step_content_hash)s)"""
+STEP_SUCCEEDED = "SELECT public.step_succeeded(task_id => %s, step_number => %s, step_content_hash => %s)"
 SET_STEP_REWARD = """SELECT public.set_step_reward(task_id => %(task_id)s, step_number => %(step_number)s,
     implicit_reward => %(implicit_reward)s::float8, verified_outcome => %(verified_outcome)s,
     retry_decision => %(retry_decision)s)"""
@@ -26,9 +25,8 @@ def record_step(conn, task_id, step_number, step_type, target_file, execution_re
 
 def step_succeeded(conn, task_id, step_number, step_content_hash=None):
     """step_succeeded(): True when the step's current result is success (and the hash matches)."""
-    params = locals()
     with conn.cursor() as cur:
-        cur.execute(STEP_SUCCEEDED, params)
+        cur.execute(STEP_SUCCEEDED, (task_id, step_number, step_content_hash))
         return cur.fetchone()[0]
 
 
