@@ -89,7 +89,7 @@ else
 endif
 
 lint: $(PY) $(MIGRATED_DB)
-	@$(VENV)/bin/ruff check db python_client tests
+	@$(VENV)/bin/ruff check db python_client tests bench
 	@scripts/plpgsql-lint.sh
 
 prune: $(PY) $(TARGET_DB)

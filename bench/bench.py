@@ -314,11 +314,11 @@ def run_pgbench(scratch, clients, duration, workdir, script_text):
     return 2 * tps, percentiles(latencies)["p99"]
 
 
-def section_concurrency(scratch, duration):
+def section_concurrency(scratch, duration, client_counts):
     workdir = Path(tempfile.mkdtemp(prefix="jr-bench-"))
     rows = []
     try:
-        for n, clients in enumerate((1, 2, 4, 8)):
+        for n, clients in enumerate(client_counts):
             runs = [("python", lambda c=clients: run_ours(scratch, c, duration)),
                     ("ledger", lambda c=clients: run_pgbench(scratch, c, duration, workdir, PGBENCH_LEDGER)),
                     ("raw", lambda c=clients: run_pgbench(scratch, c, duration, workdir, PGBENCH_RAW))]
@@ -443,6 +443,8 @@ def main():
     parser.add_argument("--samples", type=int, default=2000, help="calls per contender (default 2000)")
     parser.add_argument("--big-rows", type=int, default=1_000_000, help="history rows of the big ledger (10000000 ok)")
     parser.add_argument("--duration", type=int, default=3, help="seconds per concurrency run (default 3)")
+    parser.add_argument("--clients", type=lambda v: [int(c) for c in v.split(",")], default=[1, 2, 4, 8],
+                        help="client counts of the concurrency runs (default 1,2,4,8)")
     parser.add_argument("--cap", type=float, default=20, help="seconds before an outage run is cut off (default 20)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "latest.txt"))
     args = parser.parse_args()
@@ -492,7 +494,7 @@ def main():
             "server's two cores)")
         say(f"  {'clients':>7} {'raw upsert/s':>13} {'p99':>6}   {'record_step/s':>13} {'p99':>6} {'ratio':>6}"
             f"   {'from Python/s':>13} {'p99':>6} {'ratio':>6}")
-        for clients, got in section_concurrency(main_db, args.duration):
+        for clients, got in section_concurrency(main_db, args.duration, args.clients):
             (raw_tps, raw_p99), (led_tps, led_p99), (py_tps, py_p99) = got["raw"], got["ledger"], got["python"]
             say(f"  {clients:>7} {raw_tps:>13.0f} {raw_p99:>6.2f}   {led_tps:>13.0f} {led_p99:>6.2f} "
                 f"{led_tps / raw_tps:>5.2f}x   {py_tps:>13.0f} {py_p99:>6.2f} {py_tps / raw_tps:>5.2f}x")
