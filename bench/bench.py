@@ -37,17 +37,8 @@ sys.path.insert(0, str(REPO / "tests"))  # the loopback proxy the fault tests us
 from faults import FaultyProxy  # noqa: E402
 from jr_step_rewards import StepRecorder, db  # noqa: E402
 
-SEED_UPSERT = """
-    INSERT INTO jr_step_rewards
-        (task_id, step_number, step_type, target_file, step_content_hash,
-         execution_result, execution_time_ms, error_detail)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-    ON CONFLICT (task_id, step_number) DO UPDATE SET
-        execution_result = EXCLUDED.execution_result,
-        execution_time_ms = EXCLUDED.execution_time_ms,
-        error_detail = EXCLUDED.error_detail,
-        updated_at = NOW()
-"""
+# The seed's own _record_step_result statement, as the old executor ran it (psycopg2 placeholders).
+SEED_UPSERT = (REPO / "tests" / "fixtures" / "seed_upsert.sql").read_text()
 SEED_CHECK = """SELECT execution_result FROM jr_step_rewards
     WHERE task_id = %s AND step_number = %s AND execution_result = 'success'"""
 RAW_CHECK = "SELECT execution_result = 'success' FROM jr_step_rewards WHERE task_id = %s AND step_number = %s"

@@ -13,18 +13,8 @@ from pgcluster import REPO
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MIGRATIONS = sorted(p.name for p in (REPO / "db" / "migrations").glob("*.sql"))
 
-# The seed's own _record_step_result statement, as the old executor ran it.
-SEED_UPSERT = """
-    INSERT INTO jr_step_rewards
-        (task_id, step_number, step_type, target_file, step_content_hash,
-         execution_result, execution_time_ms, error_detail)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-    ON CONFLICT (task_id, step_number) DO UPDATE SET
-        execution_result = EXCLUDED.execution_result,
-        execution_time_ms = EXCLUDED.execution_time_ms,
-        error_detail = EXCLUDED.error_detail,
-        updated_at = NOW()
-"""
+# The seed's own _record_step_result statement, as the old executor ran it (psycopg2 placeholders).
+SEED_UPSERT = (FIXTURES / "seed_upsert.sql").read_text()
 
 
 def ledger(cluster, db):
@@ -271,3 +261,8 @@ def test_failed_attempts_are_counted_from_the_history_on_upgrade(cluster, fresh_
     assert cluster.admin("SELECT step_number, attempts, failed_attempts FROM jr_step_rewards ORDER BY 1",
                          dbname=fresh_db) == [(1, 3, 2), (2, 1, 1), (3, 1, 0), (4, 1, 1)], \
         "from the history; step 4 has none, so its own failed result counts"
+
+
+def test_the_seed_upsert_fixture_is_the_seeds_own_statement():
+    seed = (FIXTURES / "seed_instruction.md").read_text()
+    assert " ".join(SEED_UPSERT.split()) in " ".join(seed.split())
