@@ -127,7 +127,14 @@ def documented_sequence_use():
 
 
 def test_the_pgtap_suite_leaves_the_database_as_it_found_it(cluster, migrated_db):
+    """...and passes on a database with real data in it (plans change with the table's size)."""
     cluster.admin("SELECT record_step(77, 1, 'bash', NULL, 'success', 1)", dbname=migrated_db)
+    cluster.admin("""
+        INSERT INTO jr_step_rewards (task_id, step_number, step_type, target_file, execution_result, attempts,
+                                     failed_attempts)
+        SELECT 100 + s / 10, s % 10, 'bash', 'src/f' || s % 50 || '.py', 'failed', 2, 1
+        FROM generate_series(0, 19999) s;
+        ANALYZE jr_step_rewards""", dbname=migrated_db)
     data_before = cluster.dump(migrated_db, "--data-only", "--exclude-table-data=jr_schema_migrations")
     schema_before = cluster.dump(migrated_db, "--schema-only")
     sequences_before = sequence_use(cluster, migrated_db)

@@ -2,7 +2,8 @@
 --   * rejects bad input with a message naming the value and a stable SQLSTATE;
 --   * appends the event to jr_step_attempts once per event_id, so replays are safe ('duplicate');
 --   * writes the step's current state in jr_step_rewards unless that state comes from a newer event
---     ('stale': history and attempts counted, state untouched), else 'recorded';
+--     ('stale': history and attempts counted, state untouched), else 'recorded'; an event time in
+--     the future counts as now;
 --   * stores step_content_hash as the seed's Python computed it, from the full target path.
 -- A pending marker opens an attempt; an outcome (success, failed) closes it and counts it in
 -- attempts, and a failure in failed_attempts too.
@@ -30,7 +31,9 @@ DECLARE
     error_detail_max CONSTANT integer := 16384;
     executor_max CONSTANT integer := 200;
     missing text;
-    event_time timestamptz := coalesce(record_step.recorded_at, clock_timestamp());
+    -- Event time decides which event is newest. A time in the future (a clock running fast) is
+    -- taken as now, so no event can hold a step's state against every later one.
+    event_time timestamptz := least(coalesce(record_step.recorded_at, clock_timestamp()), clock_timestamp());
     counts integer := CASE WHEN record_step.execution_result = 'pending' THEN 0 ELSE 1 END;
     counts_failed integer := CASE WHEN record_step.execution_result = 'failed' THEN 1 ELSE 0 END;
     content_hash text;
@@ -60,6 +63,10 @@ BEGIN
     IF record_step.execution_time_ms < 0 THEN
         RAISE EXCEPTION 'record_step: execution_time_ms must be 0 or more, got %', record_step.execution_time_ms
             USING ERRCODE = 'numeric_value_out_of_range';
+    END IF;
+    IF NOT isfinite(event_time) THEN
+        RAISE EXCEPTION 'record_step: recorded_at must be a finite time, got %', record_step.recorded_at
+            USING ERRCODE = 'datetime_field_overflow';
     END IF;
     IF record_step.execution_result NOT IN ('pending', 'success', 'failed') THEN
         RAISE EXCEPTION 'record_step: execution_result must be pending, success or failed, got %',

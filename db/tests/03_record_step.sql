@@ -3,7 +3,7 @@
 BEGIN;
 SET LOCAL client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(36);
+SELECT plan(41);
 
 -- Hash vectors computed by Python's hashlib with the seed's formula:
 --   hashlib.sha256(f"{task_id}:{step_number}:{step_type}:{target_file}".encode()).hexdigest()
@@ -17,7 +17,7 @@ SELECT is(public.jr_step_content_hash(2147483647, 0, 'bash', ''),
     'b7b3e98f7a4dcaf3425e5d485b1f7a18a62138e1af8e220d9c98cc5f6cf69f36', 'hash: an empty target and the integer limit');
 
 -- A new step, then its outcome, then a retry.
-SELECT is(public.record_step(-900001, 1, 'bash', NULL, 'pending', NULL, executor => 'host-a:1'), 'recorded',
+SELECT is(public.record_step(-900001, 1, 'bash', NULL, 'pending', NULL, recorded_at => '2020-01-01 09:00+00', executor => 'host-a:1'), 'recorded',
     'a new step is recorded');
 SELECT results_eq(
     $$SELECT step_type::text, target_file::text, execution_result::text, attempts, step_content_hash::text
@@ -26,7 +26,7 @@ SELECT results_eq(
     'the pending marker is the step''s state, with the seed''s hash; it does not count as an attempt');
 
 UPDATE public.jr_step_rewards SET updated_at = '2000-01-01' WHERE task_id = -900001 AND step_number = 1;
-SELECT is(public.record_step(-900001, 1, 'bash', NULL, 'failed', 1200, 'exit 1: boom', executor => 'host-a:1'), 'recorded',
+SELECT is(public.record_step(-900001, 1, 'bash', NULL, 'failed', 1200, 'exit 1: boom', '2020-01-01 10:00+00', executor => 'host-a:1'), 'recorded',
     'the outcome is recorded');
 SELECT results_eq(
     $$SELECT execution_result::text, execution_time_ms, error_detail, attempts, updated_at = now()::timestamp
@@ -34,17 +34,17 @@ SELECT results_eq(
     $$VALUES ('failed', 1200, 'exit 1: boom', 1, true)$$,
     'an update overwrites result, time and error, counts the attempt and moves updated_at');
 
-SELECT is(public.record_step(-900001, 1, 'bash', NULL, 'success', 800, NULL, '2030-01-01 12:00+00',
+SELECT is(public.record_step(-900001, 1, 'bash', NULL, 'success', 800, NULL, '2020-01-01 12:00+00',
         'a0000000-0000-4000-8000-000000000001', 'host-b:2'), 'recorded',
     'a retry''s success is recorded');
 SELECT results_eq(
     $$SELECT execution_result::text, execution_time_ms, error_detail, attempts, last_event_at
       FROM public.jr_step_rewards WHERE task_id = -900001 AND step_number = 1$$,
-    $$VALUES ('success', 800, NULL::text, 2, '2030-01-01 12:00+00'::timestamptz)$$,
+    $$VALUES ('success', 800, NULL::text, 2, '2020-01-01 12:00+00'::timestamptz)$$,
     'the success replaces the failure, clears the error and holds its event time');
 
 -- Replays.
-SELECT is(public.record_step(-900001, 1, 'bash', NULL, 'success', 800, NULL, '2030-01-01 12:00+00',
+SELECT is(public.record_step(-900001, 1, 'bash', NULL, 'success', 800, NULL, '2020-01-01 12:00+00',
         'a0000000-0000-4000-8000-000000000001', 'host-b:2'), 'duplicate',
     'the same event_id again is a duplicate, not an error');
 SELECT is((SELECT attempts FROM public.jr_step_rewards WHERE task_id = -900001 AND step_number = 1), 2,
@@ -56,15 +56,15 @@ SELECT throws_ok(
     '23505', 'record_step: event_id a0000000-0000-4000-8000-000000000001 was already recorded for task -900001 step 1, not task -900001 step 9',
     'an event_id reused for another step is refused');
 
-SELECT is(public.record_step(-900001, 1, 'bash', NULL, 'failed', 5, 'late', '2030-01-01 11:00+00',
+SELECT is(public.record_step(-900001, 1, 'bash', NULL, 'failed', 5, 'late', '2020-01-01 11:00+00',
         'a0000000-0000-4000-8000-000000000002'), 'stale',
     'an event older than the current state is stale');
 SELECT results_eq(
     $$SELECT execution_result::text, error_detail, attempts, last_event_at
       FROM public.jr_step_rewards WHERE task_id = -900001 AND step_number = 1$$,
-    $$VALUES ('success', NULL::text, 3, '2030-01-01 12:00+00'::timestamptz)$$,
+    $$VALUES ('success', NULL::text, 3, '2020-01-01 12:00+00'::timestamptz)$$,
     'a stale event does not overwrite newer state, but its attempt counts');
-SELECT is(public.record_step(-900001, 1, 'bash', NULL, 'pending', NULL, NULL, '2030-01-01 12:00+00'), 'recorded',
+SELECT is(public.record_step(-900001, 1, 'bash', NULL, 'pending', NULL, NULL, '2020-01-01 12:00+00'), 'recorded',
     'an event at the same time as the current state overwrites it');
 
 SELECT results_eq(
@@ -80,9 +80,20 @@ SELECT results_eq(
 SELECT is((SELECT executor FROM public.jr_step_attempts WHERE event_id = 'a0000000-0000-4000-8000-000000000002'),
     session_user::text, 'without an identity, history records the database login');
 SELECT is((SELECT recorded_at FROM public.jr_step_attempts WHERE event_id = 'a0000000-0000-4000-8000-000000000002'),
-    '2030-01-01 11:00+00'::timestamptz, 'history keeps the event time given');
+    '2020-01-01 11:00+00'::timestamptz, 'history keeps the event time given');
 SELECT ok((SELECT bool_and(received_at = now()) FROM public.jr_step_attempts WHERE task_id = -900001),
     'history keeps when the ledger received each event');
+
+-- A clock running fast cannot hold a step: a future event time counts as now.
+SELECT is(public.record_step(-900001, 3, 'bash', NULL, 'success', 1, NULL, '2999-01-01'), 'recorded', 'setup: an event from the future');
+SELECT ok((SELECT last_event_at <= clock_timestamp() FROM public.jr_step_rewards WHERE task_id = -900001 AND step_number = 3),
+    'an event time in the future is stored as now');
+SELECT is(public.record_step(-900001, 3, 'bash', NULL, 'failed', 1, 'later'), 'recorded',
+    'so a later event still updates the step');
+SELECT is(public.record_step(-900001, 3, 'bash', NULL, 'success', 1, NULL, 'infinity'), 'recorded',
+    'infinity counts as now too');
+SELECT throws_ok($$SELECT public.record_step(-900001, 3, 'bash', NULL, 'success', 1, NULL, '-infinity')$$,
+    '22008', 'record_step: recorded_at must be a finite time, got -infinity', '-infinity is refused: 22008');
 
 -- A changed step definition rewrites type, target and hash.
 SELECT is(public.record_step(-900001, 2, 'search_replace', '/srv/données/café_日本語.py', 'success', 3), 'recorded',
