@@ -17,6 +17,7 @@ import datetime
 import multiprocessing
 import os
 import platform
+import random
 import re
 import shutil
 import socket
@@ -75,7 +76,11 @@ class Scratch:
         self.name = f"jr_bench_{label}_{os.getpid()}"
         admin(f'CREATE DATABASE "{self.name}"')
         env = dict(os.environ, PGDATABASE=self.name)
-        subprocess.run([sys.executable, str(REPO / "db" / "migrate.py")], env=env, check=True, capture_output=True)
+        migrated = subprocess.run([sys.executable, str(REPO / "db" / "migrate.py")], env=env, capture_output=True,
+                                  text=True)
+        if migrated.returncode != 0:
+            self.drop()
+            raise RuntimeError(f"migrating {self.name} failed: {migrated.stderr.strip()}")
 
     def connect(self, **kwargs):
         conn = psycopg2.connect("", dbname=self.name, **kwargs)
@@ -214,19 +219,23 @@ class Connector:
 
 def loopback_cluster():
     """A private cluster on a loopback TCP port with password (SCRAM) logins, as the executor
-    reaches its server; None when this machine cannot start one."""
+    reaches its server. The caller destroys it."""
     from pgcluster import Cluster  # tests/pgcluster.py
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    cluster = Cluster(port=port, listen="127.0.0.1").start()
-    name = cluster.create_database()
-    migrated = cluster.migrate(name)
-    if migrated.returncode != 0:
+    cluster = Cluster(port=port, listen="127.0.0.1")
+    try:
+        cluster.start()
+        name = cluster.create_database()
+        migrated = cluster.migrate(name)
+        if migrated.returncode != 0:
+            raise RuntimeError(migrated.stderr)
+        password = uuid.uuid4().hex
+        cluster.admin(f"CREATE ROLE jr_bench LOGIN SUPERUSER PASSWORD '{password}'")
+    except BaseException:
         cluster.destroy()
-        raise RuntimeError(migrated.stderr)
-    password = uuid.uuid4().hex
-    cluster.admin(f"CREATE ROLE jr_bench LOGIN SUPERUSER PASSWORD '{password}'")
+        raise
     return cluster, Connector(password, host="127.0.0.1", port=port, user="jr_bench", dbname=name)
 
 
@@ -246,22 +255,31 @@ def section_growth(small, big, samples):
         "record_step": nested_plan_lines(conns["big"], "SELECT record_step(1000500, 3, 'bash', NULL, 'failed', 7)"),
         "step_succeeded": nested_plan_lines(conns["big"], "SELECT step_succeeded(1000500, 3)"),
     }
+    views = {}
+    for query in ("SELECT * FROM jr_step_type_stats", "SELECT * FROM jr_task_progress WHERE task_id = 1000500",
+                  "SELECT * FROM jr_retry_effectiveness", "SELECT * FROM jr_failure_hot_spots LIMIT 10"):
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            execute(conns["big"], query)
+            runs.append((time.perf_counter() - started) * 1000)
+        views[query] = statistics.median(runs)
     for conn in conns.values():
         conn.close()
-    return recording, checking, plans
+    return recording, checking, plans, views
 
 
 def client_loop(dbname, client, duration, queue):
     conn = psycopg2.connect("", dbname=dbname)
     conn.autocommit = True
-    latencies, task = [], 40_000_000 + client * 1_000_000
+    latencies, rng = [], random.Random(client)
     stop = time.monotonic() + duration
     while time.monotonic() < stop:  # a step's pending record, then its outcome, as pgbench's script
+        task = rng.randrange(50_000_000, 2_000_000_000)  # random, as pgbench's: no locality to exploit
         started = time.perf_counter()
         db.record_step(conn, task, 1, "bash", None, "pending", None)
         db.record_step(conn, task, 1, "bash", None, "success", 5)
         latencies.append((time.perf_counter() - started) * 1000)
-        task += 1
     conn.close()
     queue.put(latencies)
 
@@ -464,12 +482,13 @@ def main():
             finally:
                 cluster.destroy()
 
-        small, big = Scratch("small"), Scratch("big")
-        scratches += [small, big]
+        scratches.append(Scratch("small"))
+        scratches.append(Scratch("big"))
+        small, big = scratches[-2:]
         say(f"\n3. Growth: history of 10,000 rows against {args.big_rows:,} rows (filling takes a while)")
         fill(small.connect(), 10_000)
         fill(big.connect(), args.big_rows)
-        g_rec, g_chk, plans = section_growth(small, big, args.samples)
+        g_rec, g_chk, plans, views = section_growth(small, big, args.samples)
         say(header)
         say(fmt_row("record_step, 10k history", g_rec["small"]))
         say(fmt_row(f"record_step, {args.big_rows // 1000:,}k history", g_rec["big"], g_rec["small"]))
@@ -477,6 +496,9 @@ def main():
         say(fmt_row(f"step_succeeded, {args.big_rows // 1000:,}k history", g_chk["big"], g_chk["small"]))
         for name, scans in plans.items():
             say(f"  plans inside {name}: " + "; ".join(scans))
+        say(f"  the DBA views on the big ledger ({args.big_rows // 4:,} steps), median of 5 runs:")
+        for query, ms in views.items():
+            say(f"    {ms:8.1f} ms  {query}")
 
         say(f"\n4. Concurrency: clients recording at once, {args.duration:g} s a run, each client making a step's "
             "pending record then its outcome. Records per second, and p99 in ms per pair. The ceiling is pgbench "
