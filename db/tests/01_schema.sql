@@ -152,7 +152,8 @@ SELECT is_empty(
 SELECT results_eq(
     $$SELECT version, name FROM public.jr_schema_migrations ORDER BY version$$,
     $$VALUES (1, '0001_seed_schema.sql'), (2, '0002_step_attempts.sql'), (3, '0003_step_rewards_tracking.sql'),
-             (4, '0004_rewards_and_exploration.sql'), (5, '0005_history_retention_index.sql')$$,
+             (4, '0004_rewards_and_exploration.sql'), (5, '0005_history_retention_index.sql'),
+             (6, '0006_attempt_number_is_arrival_order.sql')$$,
     'the migration ledger lists every migration, starting from the seed''s baseline');
 SELECT is_empty(
     $$SELECT name FROM public.jr_schema_migrations WHERE checksum !~ '^[0-9a-f]{64}$'$$,
