@@ -90,3 +90,11 @@ class Cluster:
                               env=self.env(dbname), check=True, capture_output=True, text=True).stdout
         return "".join(line for line in text.splitlines(keepends=True)
                        if not line.startswith(("\\restrict ", "\\unrestrict ")))
+
+
+def run_make(*args, timeout=120, **env):
+    """make ARGS in the checkout, with none of the caller's libpq variables, make's own recursion
+    variables or CONFIRM leaking in; env adds variables. Returns the finished process."""
+    clean = {k: v for k, v in os.environ.items() if k not in (*LIBPQ_VARS, "MAKEFLAGS", "MAKELEVEL", "CONFIRM")}
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, env={**clean, **env},
+                          capture_output=True, text=True, timeout=timeout)

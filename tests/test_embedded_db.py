@@ -4,12 +4,11 @@ started when PGHOST or PGSERVICE names a server."""
 
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
-from pgcluster import LIBPQ_VARS, REPO, Cluster
+from pgcluster import Cluster, run_make
 
 
 @pytest.fixture
@@ -74,9 +73,7 @@ def test_a_checkout_the_server_cannot_reach_keeps_its_cluster_under_var_tmp():
 
 
 def make(*args, **env):
-    clean = {k: v for k, v in os.environ.items() if k not in LIBPQ_VARS and k not in ("MAKEFLAGS", "MAKELEVEL")}
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, env={**clean, **env},
-                          capture_output=True, text=True, timeout=60)
+    return run_make(*args, timeout=60, **env)
 
 
 @pytest.mark.parametrize("target", ["migrate", "pgtap", "test", "lint"])

@@ -12,7 +12,7 @@ from conftest import APP_PASSWORD
 from jr_step_rewards import StepRecorder
 from jr_step_rewards.records import StepEvent
 from jr_step_rewards.spool import Spool
-from pgcluster import LIBPQ_VARS, REPO
+from pgcluster import LIBPQ_VARS, run_make
 
 WRONG = "Wr0ng-Secret zq9xv7"
 
@@ -56,11 +56,9 @@ def test_no_password_in_recorder_warnings(cluster, ledger_db, spool_path, caplog
 
 
 def test_no_password_from_make_migrate_or_make_where(cluster, ledger_db):
-    env = {k: v for k, v in os.environ.items() if k not in LIBPQ_VARS and k not in ("MAKEFLAGS", "MAKELEVEL")}
-    env.update(PGHOST="127.0.0.1", PGPORT=str(cluster.port), PGUSER="jr_app", PGDATABASE=ledger_db, PGPASSWORD=WRONG)
     for target in ("migrate", "where"):
-        result = subprocess.run(["make", "--no-print-directory", target], cwd=REPO, env=env, capture_output=True,
-                                text=True, timeout=120)
+        result = run_make(target, PGHOST="127.0.0.1", PGPORT=str(cluster.port), PGUSER="jr_app",
+                          PGDATABASE=ledger_db, PGPASSWORD=WRONG)
         assert secrets_in(result.stdout + result.stderr, WRONG) == [], result.stderr
     assert "password authentication failed" in result.stderr or target == "where"
 

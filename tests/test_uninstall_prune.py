@@ -2,19 +2,13 @@
 refuses without CONFIRM=yes, leaves the database as it was before make migrate, keeps roles that
 are still in use; prune deletes old history in batches and nothing else."""
 
-import os
 import re
-import subprocess
 
-from pgcluster import LIBPQ_VARS, REPO
+from pgcluster import run_make
 
 
 def make(cluster, db, *args, user="postgres"):
-    env = {k: v for k, v in os.environ.items() if k not in LIBPQ_VARS and k not in ("MAKEFLAGS", "MAKELEVEL",
-                                                                                     "CONFIRM")}
-    env.update({k: v for k, v in cluster.env(db, user).items() if k.startswith("PG")})
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return run_make(*args, **{k: v for k, v in cluster.env(db, user).items() if k.startswith("PG")})
 
 
 def roles(cluster):
