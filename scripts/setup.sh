@@ -46,7 +46,7 @@ fi
 
 # shellcheck disable=SC2046
 apt_install $(missing_debs "postgresql-$major" "postgresql-$major-pgtap" "postgresql-$major-plpgsql-check" \
-    libtap-parser-sourcehandler-pgtap-perl)
+    libtap-parser-sourcehandler-pgtap-perl pgbouncer)
 
 if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
     # shellcheck disable=SC2046
