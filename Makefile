@@ -1,8 +1,13 @@
 # Every job has a target here; README.md names each one. CI runs `make test`.
 #
-# Target database: when PGHOST or PGSERVICE is set, every target uses that server exactly as the
-# libpq variables describe it and never starts the embedded one. Otherwise the targets use the
-# embedded cluster in .pg/ (git-ignored), started on demand and stopped by `make db-stop`.
+# Which database a target uses:
+#   - test, demo and lint always use the embedded cluster in .pg/ (git-ignored), whatever the libpq
+#     variables say: running the tests never touches a server named in the environment.
+#   - migrate, pgtap, where, prune, uninstall and bench use the server the libpq variables name
+#     when PGHOST or PGSERVICE is set, and the embedded cluster otherwise. For a server they install
+#     only a client's tools (make setup-client), and each first prints one line saying where it acts.
+# The embedded cluster's socket and port are computed when a recipe runs (scripts/on-database), so a
+# first run on a machine without PostgreSQL installs it before anything asks where it is.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -11,98 +16,100 @@ SHELL := bash
 VENV := .venv
 PY := $(VENV)/bin/python
 EMBEDDED_ROOT := .pg
-EMBEDDED_DB := jr_steps
 
 ifeq ($(strip $(PGHOST)$(PGSERVICE)),)
-  EMBEDDED := 1
-  export PGHOST := $(shell scripts/pgcluster env $(EMBEDDED_ROOT) | sed -n 's/^PGHOST=//p')
-  export PGPORT := $(shell scripts/pgcluster env $(EMBEDDED_ROOT) | sed -n 's/^PGPORT=//p')
-  export PGUSER := postgres
-  export PGDATABASE := $(EMBEDDED_DB)
-  # The embedded database is started, and migrated, before anything that needs it.
-  TARGET_DB := db
-  MIGRATED_DB := db migrate
+  TARGET_SETUP := setup
 else
-  TARGET_DB :=
-  MIGRATED_DB :=
+  TARGET_SETUP := setup-client
 endif
+ON_EMBEDDED := scripts/on-database embedded
+ON_TARGET := scripts/on-database target
+HERMETIC := scripts/on-database hermetic
 
-.PHONY: help setup db db-stop migrate pgtap pytest test soak bench lint where demo prune uninstall
+.PHONY: help setup setup-client db db-stop where migrate pgtap pytest test soak bench lint demo prune uninstall \
+    fresh-machine-check
 
 help:
 	@echo "make demo      run a sample task twice on the embedded database: the retry skips finished steps"
-	@echo "make setup     install PostgreSQL, pgTAP, pg_prove, plpgsql_check (apt, if missing) and the venv"
+	@echo "make test      the whole suite on the embedded database: pgTAP through pg_prove, then pytest"
+	@echo "make setup     install what is missing for the embedded database and the tests (apt, venv)"
+	@echo "make setup-client   install only what acting on a remote server needs: psql, pg_prove, the venv"
 	@echo "make db        start the embedded database (.pg/); make db-stop stops it"
+	@echo "make where     connect to the target database and say which it is"
 	@echo "make migrate   install or upgrade the ledger in the target database"
-	@echo "make pgtap     run the pgTAP suite with pg_prove (rolled back, safe on production)"
-	@echo "make test      setup, database, migrate, pgtap, then pytest"
+	@echo "make pgtap     run the pgTAP suite on the target database (rolled back, safe on production)"
 	@echo "make soak      the fault and load tests, longer: restarts every fifth step, 8 x 5000 records"
 	@echo "make bench     measure against the seed's approach and the floor (scratch databases; BENCH_ARGS=...)"
-	@echo "make lint      ruff, and plpgsql_check on every function"
+	@echo "make lint      ruff, and plpgsql_check on every function (embedded database)"
 	@echo "make prune OLDER_THAN='90 days'   delete history rows stored longer ago than that"
 	@echo "make uninstall CONFIRM=yes        remove the ledger, its data and unused roles from the target database"
-	@echo "make where     show which database the targets use"
+	@echo "make fresh-machine-check          make demo and make test in a fresh Debian 12 (debootstrap; root)"
+	@echo "Target database: the server PGHOST or PGSERVICE names, else the embedded one (test, demo, lint: always embedded)."
 
 setup:
-	@scripts/setup.sh
+	@scripts/setup.sh embedded
 
-$(PY):
-	@scripts/setup.sh
+setup-client:
+	@scripts/setup.sh client
 
-db: $(PY)
-	@scripts/pgcluster start $(EMBEDDED_ROOT) $(EMBEDDED_DB)
+db: setup
+	@scripts/pgcluster start $(EMBEDDED_ROOT) jr_steps
 
 db-stop:
 	@scripts/pgcluster stop $(EMBEDDED_ROOT)
 
-where:
-	@echo "target database: $(if $(EMBEDDED),embedded ($(EMBEDDED_ROOT)/),server from the libpq variables)" \
-	    "host=$${PGHOST:-} port=$${PGPORT:-} user=$${PGUSER:-} dbname=$${PGDATABASE:-} service=$${PGSERVICE:-}"
+where: $(TARGET_SETUP)
+	@$(ON_TARGET) true
 
-migrate: $(PY) $(TARGET_DB)
-	@$(PY) db/migrate.py
+migrate: $(TARGET_SETUP)
+	@$(ON_TARGET) $(PY) db/migrate.py
 
-pgtap: $(PY) $(MIGRATED_DB)
-	@pg_prove --failures --ext .sql db/tests/
+# On the embedded database it migrates first; on a server it never migrates by itself.
+pgtap: $(TARGET_SETUP)
+	@if [ -z "$${PGHOST:-}$${PGSERVICE:-}" ]; then $(ON_EMBEDDED) $(PY) db/migrate.py >/dev/null; fi
+	@$(ON_TARGET) scripts/pgtap.sh
 
-pytest: $(PY)
-	@$(VENV)/bin/pytest -q tests
+pytest: setup
+	@$(HERMETIC) $(VENV)/bin/pytest -q tests
 
-test: setup $(MIGRATED_DB)
-	@$(MAKE) --no-print-directory pgtap pytest
+test: setup
+	@$(ON_EMBEDDED) $(PY) db/migrate.py >/dev/null
+	@$(ON_EMBEDDED) scripts/pgtap.sh
+	@$(HERMETIC) $(VENV)/bin/pytest -q tests
 
 # Scratch databases of its own on the target server, dropped at the end; see bench/bench.py --help.
-bench: $(PY) $(TARGET_DB)
-	@$(PY) bench/bench.py $(BENCH_ARGS)
+bench: $(TARGET_SETUP)
+	@$(ON_TARGET) $(PY) bench/bench.py $(BENCH_ARGS)
 
 # Slower than make test, and self-contained like pytest: its own throwaway clusters.
-soak: $(PY)
-	@JR_SOAK=1 $(VENV)/bin/pytest -q tests/test_faults.py tests/test_load.py
+soak: setup
+	@JR_SOAK=1 $(HERMETIC) $(VENV)/bin/pytest -q tests/test_faults.py tests/test_load.py
 
-# The demo always uses the embedded database: it writes sample rows nobody asked for elsewhere.
-demo: $(PY)
-ifeq ($(EMBEDDED),1)
-	@$(MAKE) --no-print-directory db migrate >/dev/null
-	@scripts/demo.sh
-else
-	@env -u PGHOST -u PGSERVICE -u PGPORT -u PGUSER -u PGDATABASE $(MAKE) --no-print-directory demo
-endif
+# The demo writes sample rows, which nobody asked for on a real server.
+demo: setup
+	@$(ON_EMBEDDED) $(PY) db/migrate.py >/dev/null
+	@$(ON_EMBEDDED) scripts/demo.sh
 
-lint: $(PY) $(MIGRATED_DB)
-	@$(VENV)/bin/ruff check db python_client tests bench
-	@scripts/plpgsql-lint.sh
+lint: setup
+	@$(VENV)/bin/ruff check db python_client tests bench scripts/where.py
+	@$(ON_EMBEDDED) $(PY) db/migrate.py >/dev/null
+	@$(ON_EMBEDDED) scripts/plpgsql-lint.sh
 
-prune: $(PY) $(TARGET_DB)
-	@scripts/prune.sh
+prune: $(TARGET_SETUP)
+	@$(ON_TARGET) scripts/prune.sh
 
 # Deletes data: refuses without CONFIRM=yes.
-uninstall: $(PY) $(TARGET_DB)
+uninstall: $(TARGET_SETUP)
 	@if [ "$(CONFIRM)" != yes ]; then \
-	    echo "make uninstall drops the step ledger from $${PGDATABASE:-the default database} on $${PGHOST:-$${PGSERVICE:-localhost}}:" >&2; \
+	    echo "make uninstall drops the step ledger from $${PGDATABASE:-the default database} on $${PGHOST:-$${PGSERVICE:-the embedded database}}:" >&2; \
 	    echo "  tables jr_step_rewards, jr_step_attempts, jr_exploration_log, jr_schema_migrations WITH ALL THEIR ROWS," >&2; \
 	    echo "  its views and functions, and the roles jr_executor and jr_reader when nothing else uses them." >&2; \
 	    echo "Nothing was done. To go ahead: make uninstall CONFIRM=yes" >&2; \
 	    exit 2; \
 	fi
-	@psql -X -q -v ON_ERROR_STOP=1 --single-transaction -f db/uninstall.sql
-	@echo "uninstall: the step ledger is gone from $${PGDATABASE:-the default database}"
+	@$(ON_TARGET) psql -X -q -v ON_ERROR_STOP=1 --single-transaction -f db/uninstall.sql
+	@echo "uninstall: the step ledger is gone from the target database"
+
+# Outside make test: a Debian 12 root with only git and make, where a clone runs make demo and make test.
+fresh-machine-check:
+	@scripts/fresh-machine-check.sh

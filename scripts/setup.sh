@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Installs what the project needs, and only what is missing:
-#   - from apt: a PostgreSQL server, pgTAP, pg_prove and plpgsql_check for that server's version;
-#   - a virtualenv (.venv) with the Python package and its test tools.
-# Safe to run any number of times; a second run installs nothing.
+# Installs what the project needs, and only what is missing. Safe to run any number of times.
+#
+#   setup.sh [embedded]   everything the embedded database and the test suite need: from apt, a
+#                         PostgreSQL server with pgTAP and plpgsql_check for its version, pg_prove,
+#                         PgBouncer and python3-venv; then the venv (.venv).
+#   setup.sh pgtap-script prints the path of pgTAP's SQL script (fetched as for client if missing).
+#   setup.sh client       what acting on a remote server needs, nothing of a server: psql, pg_prove,
+#                         python3-venv, the venv, and pgTAP's SQL script (taken out of Debian's
+#                         package into .cache/, not installed) for servers without the extension.
+#
+# Without root, missing Debian packages are named in one line, with the command that installs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+mode=${1:-embedded}
 venv=${JR_VENV:-.venv}
 python=${PYTHON:-python3}
+PGTAP_CACHE=.cache/pgtap
 
 missing_debs() {
     local pkg
@@ -16,49 +25,108 @@ missing_debs() {
     done
 }
 
+apt_updated=
+apt_refresh() {
+    # The package lists are absent on a fresh machine; refresh them once per run.
+    [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }
+}
+
 apt_install() {
     [ $# -gt 0 ] || return 0
     if [ "$(id -u)" -ne 0 ]; then
-        echo "setup: missing Debian packages: $*" >&2
-        echo "setup: run 'sudo apt-get install $*' (or 'sudo make setup') and try again" >&2
+        echo "setup: missing Debian packages: $*; install them with: sudo apt-get install $*" >&2
         exit 1
     fi
     echo "setup: installing $*"
-    # The package lists may be absent on a fresh machine; refresh them once per run.
-    if [ -z "${apt_updated:-}" ]; then apt-get update -qq; apt_updated=1; fi
+    apt_refresh
+    # A package's own service (Debian's postgresql and pgbouncer start one) is not started: the
+    # project starts the servers it needs, on a socket or loopback of its own.
+    local policy=/usr/sbin/policy-rc.d ours=
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && ours=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    [ -z "$ours" ] || { rm -f "$policy"; trap - EXIT; }
 }
 
-# The newest PostgreSQL major version installed, or nothing.
-installed_pg_major() {
-    local dir
-    dir=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n 1) || true
-    [ -n "$dir" ] && basename "$(dirname "$(dirname "$dir")")"
+# The newest PostgreSQL server major version apt installed, or nothing.
+installed_server_major() {
+    local newest
+    newest=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n 1 || true)
+    [ -z "$newest" ] || basename "$(dirname "$(dirname "$newest")")"
 }
 
-major=$(installed_pg_major)
-if [ -z "$major" ]; then
+setup_embedded() {
+    local major
+    major=$(installed_server_major)
+    if [ -z "$major" ]; then
+        # shellcheck disable=SC2046
+        apt_install $(missing_debs postgresql)
+        major=$(installed_server_major)
+    fi
+    [ -n "$major" ] || { echo "setup: no PostgreSQL server found after installing 'postgresql'" >&2; exit 1; }
     # shellcheck disable=SC2046
-    apt_install $(missing_debs postgresql)
-    major=$(installed_pg_major)
-fi
-[ -n "$major" ] || { echo "setup: no PostgreSQL server found after installing 'postgresql'" >&2; exit 1; }
+    apt_install $(missing_debs "postgresql-$major-pgtap" "postgresql-$major-plpgsql-check" \
+        libtap-parser-sourcehandler-pgtap-perl pgbouncer ca-certificates)
+    echo "setup: embedded PostgreSQL $major with pgTAP and plpgsql_check; pg_prove; PgBouncer"
+}
 
-# shellcheck disable=SC2046
-apt_install $(missing_debs "postgresql-$major" "postgresql-$major-pgtap" "postgresql-$major-plpgsql-check" \
-    libtap-parser-sourcehandler-pgtap-perl pgbouncer)
+# pgTAP's plain SQL script, for `make pgtap` on a server that has no pgtap extension: the copy an
+# installed postgresql-NN-pgtap left, else one taken out of that package without installing it
+# (it would pull in a server).
+pgtap_script() {
+    ls /usr/share/postgresql/*/extension/pgtap.sql "$PGTAP_CACHE"/usr/share/postgresql/*/extension/pgtap.sql \
+        2>/dev/null | sort -V | tail -n 1 || true
+}
 
-if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
+fetch_pgtap_script() {
+    [ -z "$(pgtap_script)" ] || return 0
+    local deb package
+    command -v apt-get >/dev/null || { echo "setup: no apt-get: cannot fetch pgTAP's SQL script" >&2; exit 1; }
+    package=$(apt-cache pkgnames postgresql- 2>/dev/null | grep -E '^postgresql-[0-9]+-pgtap$' | sort -V | tail -n 1)
+    if [ -z "$package" ]; then
+        [ "$(id -u)" -eq 0 ] || { echo "setup: no pgTAP package in the apt lists; run 'sudo apt-get update'" >&2; exit 1; }
+        apt_refresh
+        package=$(apt-cache pkgnames postgresql- | grep -E '^postgresql-[0-9]+-pgtap$' | sort -V | tail -n 1)
+    fi
+    mkdir -p "$PGTAP_CACHE"
+    (cd "$PGTAP_CACHE" && apt-get download -qq "$package" >/dev/null)
+    deb=$(ls "$PGTAP_CACHE"/*.deb | tail -n 1)
+    dpkg-deb -x "$deb" "$PGTAP_CACHE"
+    rm -f "$deb"
+    echo "setup: pgTAP's SQL script taken out of $package into $PGTAP_CACHE (nothing installed)"
+}
+
+setup_client() {
+    local debs=()
+    command -v psql >/dev/null || debs+=(postgresql-client)
+    command -v pg_prove >/dev/null || debs+=(libtap-parser-sourcehandler-pgtap-perl)
     # shellcheck disable=SC2046
-    apt_install $(missing_debs python3-venv)
-fi
+    apt_install "${debs[@]}" $(missing_debs ca-certificates)
+    fetch_pgtap_script
+}
 
-# The venv is rebuilt only when the package's metadata is newer than the last install.
-stamp="$venv/.installed"
-if [ ! -f "$stamp" ] || [ python_client/pyproject.toml -nt "$stamp" ]; then
-    [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e 'python_client[test]'
-    touch "$stamp"
-fi
-echo "setup: PostgreSQL $major with pgTAP, pg_prove and plpgsql_check; Python venv in $venv"
+setup_venv() {
+    if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
+        # shellcheck disable=SC2046
+        apt_install $(missing_debs python3-venv)
+    fi
+    # The venv is rebuilt only when the package's metadata is newer than the last install.
+    local stamp="$venv/.installed"
+    if [ ! -f "$stamp" ] || [ python_client/pyproject.toml -nt "$stamp" ]; then
+        [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check -e 'python_client[test]'
+        touch "$stamp"
+    fi
+}
+
+case "$mode" in
+    embedded) setup_embedded ;;
+    client) setup_client ;;
+    venv) ;;
+    pgtap-script) fetch_pgtap_script >&2; pgtap_script; exit 0 ;;
+    *) echo "usage: setup.sh [embedded|client|venv|pgtap-script]" >&2; exit 2 ;;
+esac
+setup_venv

@@ -25,15 +25,16 @@ LIBPQ_VARS = ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGSERVI
 class Cluster:
     """A private cluster in a fresh folder under /tmp (short, so its socket path fits)."""
 
-    def __init__(self, port=5432, listen="", root=None):
+    def __init__(self, port=5432, listen="", root=None, bindir=None):
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="jr-test-"))
         self.port = port
         self.listen = listen
+        self.bindir = Path(bindir) if bindir else BINDIR
         self.host = None
         self.data = None
 
     def _run(self, *args):
-        env = dict(os.environ, JR_PG_PORT=str(self.port), JR_PG_LISTEN=self.listen)
+        env = dict(os.environ, JR_PG_PORT=str(self.port), JR_PG_LISTEN=self.listen, JR_PG_BINDIR=str(self.bindir))
         return subprocess.run([str(PGCLUSTER), *args], env=env, check=True, capture_output=True, text=True).stdout
 
     def start(self):
@@ -80,13 +81,13 @@ class Cluster:
         return subprocess.run([sys.executable, str(script)], env={**self.env(dbname, user), **env},
                               capture_output=True, text=True, timeout=120)
 
-    def psql_file(self, dbname, path):
-        subprocess.run([str(BINDIR / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(path)],
-                       env=self.env(dbname), check=True, capture_output=True, text=True)
+    def psql_file(self, dbname, path, user="postgres"):
+        subprocess.run([str(self.bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(path)],
+                       env=self.env(dbname, user), check=True, capture_output=True, text=True)
 
     def dump(self, dbname, *options):
         """pg_dump's text, less the random \\restrict keys that newer versions add to every dump."""
-        text = subprocess.run([str(BINDIR / "pg_dump"), "--no-owner", *options, dbname],
+        text = subprocess.run([str(self.bindir / "pg_dump"), "--no-owner", *options, dbname],
                               env=self.env(dbname), check=True, capture_output=True, text=True).stdout
         return "".join(line for line in text.splitlines(keepends=True)
                        if not line.startswith(("\\restrict ", "\\unrestrict ")))

@@ -45,10 +45,10 @@ def test_migrate_three_times_changes_nothing(cluster, migrated_db):
     assert (schema(cluster, migrated_db), ledger(cluster, migrated_db)) == before
 
 
-def seed_database(cluster, db):
-    """A database where the seed's SQL ran by hand and the old executor wrote rows."""
-    cluster.psql_file(db, FIXTURES / "seed_schema.sql")
-    conn = cluster.connect(db)
+def seed_database(cluster, db, user="postgres"):
+    """A database where the seed's SQL ran by hand (as user) and the old executor wrote rows."""
+    cluster.psql_file(db, FIXTURES / "seed_schema.sql", user=user)
+    conn = cluster.connect(db, user=user)
     with conn, conn.cursor() as cur:
         cur.execute(SEED_UPSERT, (41, 1, "search_replace", "/ganuda/a.py", "h1", "success", 120, None))
         cur.execute(SEED_UPSERT, (41, 2, "bash", None, "h2", "failed", 3000, "exit 1"))

@@ -1,7 +1,7 @@
 -- Structure: the seed's tables exactly, what the ledger adds, indexes, constraints and comments.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir load_pgtap.psql
 SELECT plan(27);
 
 SELECT has_table('public', 'jr_step_rewards', 'jr_step_rewards exists');

@@ -2,7 +2,7 @@
 -- search_path, and least privilege for PUBLIC, jr_executor and jr_reader.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir load_pgtap.psql
 SELECT plan(41);
 
 SELECT has_function('public', 'record_step',

@@ -2,7 +2,7 @@
 -- the seed's hash, truncation. Test steps use negative task ids, which real tasks never have.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir load_pgtap.psql
 SELECT plan(41);
 
 -- Hash vectors computed by Python's hashlib with the seed's formula:

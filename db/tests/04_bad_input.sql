@@ -4,7 +4,7 @@
 -- The Python side has its own table in tests/test_bad_input.py.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir load_pgtap.psql
 SELECT plan(60);
 
 -- Part 1: refused. (case, call, SQLSTATE, message or NULL when only the code is checked)

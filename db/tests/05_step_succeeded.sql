@@ -1,7 +1,7 @@
 -- step_succeeded: the retry check, in every state a step can be in.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir load_pgtap.psql
 SELECT plan(15);
 
 SELECT is(public.step_succeeded(-900301, 1), false, 'an unknown step has not succeeded');

@@ -1,7 +1,7 @@
 -- set_step_reward: the reward work's write into a step's row; its vocabularies, errors and who may call it.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir load_pgtap.psql
 SELECT plan(30);
 
 SELECT has_function('public', 'set_step_reward', ARRAY['integer', 'integer', 'double precision', 'text', 'text'],

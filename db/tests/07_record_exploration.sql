@@ -1,7 +1,7 @@
 -- record_exploration: appends to jr_exploration_log and returns the id; its errors and who may call it.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir load_pgtap.psql
 SELECT plan(21);
 
 SELECT has_function('public', 'record_exploration', ARRAY['text', 'text', 'double precision', 'double precision', 'text'],

@@ -3,7 +3,7 @@
 -- real row is ever old enough to be touched.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir load_pgtap.psql
 SELECT plan(17);
 
 SELECT has_function('public', 'prune_step_attempts', ARRAY['interval', 'integer'], 'prune_step_attempts exists');

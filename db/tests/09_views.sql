@@ -3,7 +3,7 @@
 -- and target files of their own, so real rows never mix into what is checked.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir load_pgtap.psql
 SELECT plan(27);
 
 SELECT has_view('public', 'jr_step_type_stats', 'jr_step_type_stats exists');

