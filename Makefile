@@ -100,15 +100,7 @@ prune: $(TARGET_SETUP)
 
 # Deletes data: refuses without CONFIRM=yes.
 uninstall: $(TARGET_SETUP)
-	@if [ "$(CONFIRM)" != yes ]; then \
-	    echo "make uninstall drops the step ledger from $${PGDATABASE:-the default database} on $${PGHOST:-$${PGSERVICE:-the embedded database}}:" >&2; \
-	    echo "  tables jr_step_rewards, jr_step_attempts, jr_exploration_log, jr_schema_migrations WITH ALL THEIR ROWS," >&2; \
-	    echo "  its views and functions, and the roles jr_executor and jr_reader when nothing else uses them." >&2; \
-	    echo "Nothing was done. To go ahead: make uninstall CONFIRM=yes" >&2; \
-	    exit 2; \
-	fi
-	@$(ON_TARGET) psql -X -q -v ON_ERROR_STOP=1 --single-transaction -f db/uninstall.sql
-	@echo "uninstall: the step ledger is gone from the target database"
+	@CONFIRM=$(CONFIRM) $(ON_TARGET) scripts/uninstall.sh
 
 # Outside make test: a Debian 12 root with only git and make, where a clone runs make demo and make test.
 fresh-machine-check:

@@ -46,7 +46,11 @@ apt_install() {
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && ours=1
         trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    local log
+    log=$(mktemp)
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >"$log" 2>&1 \
+        || { tail -n 20 "$log" >&2; rm -f "$log"; exit 1; }
+    rm -f "$log"
     [ -z "$ours" ] || { rm -f "$policy"; trap - EXIT; }
 }
 

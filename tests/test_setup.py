@@ -26,6 +26,9 @@ def test_without_root_missing_client_packages_are_named_in_one_line():
     for tool in Path("/usr/bin").iterdir():
         if tool.name not in ("psql", "pg_prove"):
             (bin_dir / tool.name).symlink_to(tool)
+    # The script too: a checkout under /root is closed to nobody.
+    (bin_dir / "scripts").mkdir()
+    shutil.copy(REPO / "scripts" / "setup.sh", bin_dir / "scripts")
     try:
         result = run_as_nobody(bin_dir)
     finally:
@@ -38,6 +41,6 @@ def test_without_root_missing_client_packages_are_named_in_one_line():
 
 
 def run_as_nobody(bin_dir):
-    return subprocess.run(["/usr/sbin/runuser", "-u", "nobody", "--", str(REPO / "scripts" / "setup.sh"), "client"],
+    return subprocess.run(["/usr/sbin/runuser", "-u", "nobody", "--", str(bin_dir / "scripts" / "setup.sh"), "client"],
                           env={"PATH": str(bin_dir), "HOME": "/nonexistent"}, capture_output=True, text=True,
                           timeout=60)
