@@ -13,7 +13,7 @@ import psycopg2
 from . import db
 from .executor import TaskExecutor
 from .instructions import InstructionError, parse_instructions
-from .recorder import StepRecorder, dsn_problem
+from .recorder import StepRecorder, bounded_cursor, dsn_problem
 
 
 def _table(headers, rows):
@@ -62,13 +62,13 @@ def _query(args, call):
         return None
     try:
         conn = psycopg2.connect(args.dsn or "", connect_timeout=5, application_name="jr-steps",
-                                options="-c statement_timeout=60000")
+                                cursor_factory=bounded_cursor(statement_timeout_ms=60000, lock_timeout_ms=5000))
     except psycopg2.Error as exc:
         print(f"jr-steps: cannot connect: {' '.join(str(exc).split())}", file=sys.stderr)
         return None
+    conn.autocommit = True  # each query its own implicit transaction, as bounded_cursor needs
     try:
-        with conn:
-            return call(conn)
+        return call(conn)
     except psycopg2.Error as exc:
         print(f"jr-steps: {' '.join(str(exc).split())}", file=sys.stderr)
         return None

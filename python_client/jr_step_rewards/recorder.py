@@ -1,8 +1,9 @@
 """StepRecorder: the resilience around the thin caller. Recording must never block or break the
 executor, and no record may be lost.
 
-- One persistent autocommit connection, opened lazily, reopened after a failure, with connect,
-  statement and lock timeouts, TCP keepalives and tcp_user_timeout set on it.
+- One persistent autocommit connection, opened lazily, reopened after a failure, with a connect
+  timeout, TCP keepalives and tcp_user_timeout. Every statement carries its own statement and lock
+  timeouts (bounded_cursor), so nothing depends on session state and it works behind PgBouncer.
 - All database I/O runs on the recorder's own daemon thread. The caller waits for it at most until
   its deadline (2 s by default), so even a peer that accepts packets and never answers cannot hold
   the executor longer.
@@ -101,6 +102,25 @@ class _Worker:
         if self._thread is not None and self._pid == os.getpid():
             self._jobs.put((None, None))
         self._thread = None
+
+
+def bounded_cursor(statement_timeout_ms, lock_timeout_ms):
+    """A cursor_factory whose execute() sends its statement behind SET LOCALs of both timeouts, in
+    one simple-query string: the server runs the string as one implicit transaction (on an
+    autocommit connection), so the timeouts bind the statement and end with it.
+
+    Why not the `options` startup parameter: PgBouncer refuses it unless told to ignore it, and then
+    the timeouts are silently off; in transaction pooling each transaction may also land on another
+    server session, so session settings cannot be relied on at all. (No
+    idle_in_transaction_session_timeout either: an implicit transaction is never left idle.)"""
+    prefix = (f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}; "
+              f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}; ")
+
+    class BoundedCursor(psycopg2.extensions.cursor):
+        def execute(self, query, vars=None):
+            return super().execute(prefix + query, vars)
+
+    return BoundedCursor
 
 
 def _close(conn):
@@ -263,18 +283,13 @@ class StepRecorder:
     def _connect(self):
         if self._dsn_problem:
             raise ConfigurationError(self._dsn_problem)
-        config = dict(self._db_config)
         t = self._timeouts
-        options = " ".join(filter(None, [
-            config.pop("options", ""),
-            f"-c statement_timeout={t['statement_timeout_ms']}",
-            f"-c lock_timeout={t['lock_timeout_ms']}",
-            "-c idle_in_transaction_session_timeout=10000",
-        ]))
+        # Only settings libpq keeps to itself, and application_name, which PgBouncer passes on.
         params = {"connect_timeout": t["connect_timeout"], "keepalives": 1, "keepalives_idle": 5,
                   "keepalives_interval": 2, "keepalives_count": 2, "tcp_user_timeout": t["tcp_user_timeout_ms"],
-                  "application_name": "jr-step-recorder", **config, "options": options}
-        conn = psycopg2.connect(self._dsn, **params)
+                  "application_name": "jr-step-recorder", **self._db_config}
+        conn = psycopg2.connect(self._dsn, cursor_factory=bounded_cursor(t["statement_timeout_ms"],
+                                                                         t["lock_timeout_ms"]), **params)
         conn.autocommit = True
         return conn
 
