@@ -81,9 +81,10 @@ def test_status_without_select_privilege_or_database_exits_1(cluster, ledger_db,
     denied = jr_steps(cluster, ledger_db, "--dsn", f"host=127.0.0.1 port={cluster.port} user=jr_app "
                       f"password='{APP_PASSWORD}' dbname={ledger_db}", "status", "--task-id", "1")
     assert denied.returncode == 1
-    assert "permission denied for table jr_step_rewards" in denied.stderr
+    assert denied.stderr == ("jr-steps: login 'jr_app' lacks SELECT on jr_step_rewards (permission denied for table"
+                             " jr_step_rewards): a DBA runs GRANT jr_reader TO jr_app\n")
     down = jr_steps(cluster, ledger_db, "stats", extra_env={"PGHOST": str(tmp_path)})
-    assert down.returncode == 1 and down.stderr.startswith("jr-steps: cannot connect:")
+    assert down.returncode == 1 and down.stderr.startswith("jr-steps: database unavailable (OperationalError: ")
     assert APP_PASSWORD not in denied.stdout + denied.stderr
 
 
@@ -140,4 +141,5 @@ def test_replay_says_why_it_stopped(cluster, ledger_db, spool_path, task_id, tmp
     Spool(spool_path).append(StepEvent.create(task_id, 1, "bash", None, "success", 1))
     down = jr_steps(cluster, ledger_db, "--spool", str(spool_path), "replay", extra_env={"PGHOST": str(tmp_path)})
     stopped = [line for line in down.stderr.splitlines() if line.startswith("jr-steps replay: stopped:")]
-    assert stopped and stopped[0].startswith("jr-steps replay: stopped: OperationalError: connection to server")
+    assert stopped and stopped[0].startswith(
+        "jr-steps replay: stopped: database unavailable (OperationalError: connection to server")

@@ -199,3 +199,20 @@ def test_fault_5_a_statement_that_runs_long_ends_on_the_server_too(ledger, tmp_p
     finally:
         ledger.sql("DROP TRIGGER fault_sleep ON jr_step_attempts; DROP FUNCTION fault_sleep(); DROP TABLE fault_slow")
     assert_ledger_exact(ledger, task_id)
+
+
+def test_a_startup_parameter_the_pooler_refuses_is_told_with_its_fix(ledger, spool_path, caplog):
+    caplog.set_level("WARNING", "jr_step_rewards")
+    task_id = ledger.task_id()
+    recorder = StepRecorder(dict(ledger.config, options="-c search_path=public"), spool_path=spool_path)
+    assert recorder.record_step(task_id, 1, "bash", None, "success", 1) is False
+    recorder.close()
+    [report] = caplog.records
+    assert report.levelname == "ERROR"
+    assert "the server refused the startup parameter 'options'" in report.getMessage()
+    assert "remove 'options' from db_config (or PGOPTIONS), or add it to ignore_startup_parameters" \
+        in report.getMessage()
+    assert recorder.spool.count() == 1, "spooled, to replay once the settings are fixed"
+    fixed = StepRecorder(ledger.config, spool_path=spool_path)
+    assert fixed.replay()["recorded"] == 1
+    fixed.close()

@@ -12,8 +12,9 @@ import psycopg2
 
 from . import db
 from .executor import TaskExecutor
+from .failures import classify, dsn_problem, login_and_database, redact
 from .instructions import InstructionError, parse_instructions
-from .recorder import StepRecorder, bounded_cursor, dsn_problem
+from .recorder import StepRecorder, bounded_cursor
 
 
 def _table(headers, rows):
@@ -55,22 +56,23 @@ def cmd_run(args):
 
 
 def _query(args, call):
-    """Run call(conn) on a short-lived connection; None (and a message) when it cannot."""
+    """Run call(conn) on a short-lived connection; None (and why, with its fix) when it cannot."""
     problem = dsn_problem(args.dsn)
     if problem:
         print(f"jr-steps: {problem}", file=sys.stderr)
         return None
+    login, dbname = login_and_database(dsn=args.dsn)
     try:
         conn = psycopg2.connect(args.dsn or "", connect_timeout=5, application_name="jr-steps",
                                 cursor_factory=bounded_cursor(statement_timeout_ms=60000, lock_timeout_ms=5000))
     except psycopg2.Error as exc:
-        print(f"jr-steps: cannot connect: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"jr-steps: {redact(classify(exc, login, dbname).message)}", file=sys.stderr)
         return None
     conn.autocommit = True  # each query its own implicit transaction, as bounded_cursor needs
     try:
         return call(conn)
     except psycopg2.Error as exc:
-        print(f"jr-steps: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"jr-steps: {redact(classify(exc, conn.info.user, conn.info.dbname).message)}", file=sys.stderr)
         return None
     finally:
         conn.close()
