@@ -143,3 +143,20 @@ def test_replay_says_why_it_stopped(cluster, ledger_db, spool_path, task_id, tmp
     stopped = [line for line in down.stderr.splitlines() if line.startswith("jr-steps replay: stopped:")]
     assert stopped and stopped[0].startswith(
         "jr-steps replay: stopped: database unavailable (OperationalError: connection to server")
+
+
+def test_replay_rejected_sends_the_rejected_events_again(cluster, ledger_db, spool_path, task_id):
+    spool = Spool(spool_path)
+    for n in (1, 2):  # refused once, say by a CHECK a DBA has since relaxed
+        spool.reject(StepEvent.create(task_id, n, "bash", None, "success", n), "new row violates check constraint")
+    plain = jr_steps(cluster, ledger_db, "--spool", str(spool_path), "replay")
+    assert "recorded 0" in plain.stdout and spool_path.with_name("spool.jsonl.rejected").exists(), \
+        "a plain replay leaves the rejected file alone"
+
+    result = jr_steps(cluster, ledger_db, "--spool", str(spool_path), "replay", "--rejected")
+    assert result.returncode == 0, result.stderr
+    assert f"spool {spool_path}: 2 rejected events moved back for replay\n" in result.stdout
+    assert f"spool {spool_path}: recorded 2, stale 0, duplicate 0, rejected 0, remaining 0" in result.stdout
+    assert not spool_path.with_name("spool.jsonl.rejected").exists()
+    assert cluster.admin("SELECT step_number FROM jr_step_rewards WHERE task_id = %s ORDER BY 1", (task_id,),
+                         dbname=ledger_db) == [(1,), (2,)]

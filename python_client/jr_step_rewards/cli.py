@@ -102,6 +102,10 @@ def cmd_stats(args):
 
 def cmd_replay(args):
     recorder = StepRecorder(dsn=args.dsn, spool_path=args.spool)
+    if args.rejected:
+        moved, kept = recorder.spool.requeue_rejected()
+        print(f"spool {recorder.spool.path}: {moved} rejected events moved back for replay"
+              + (f"; {kept} unreadable lines stay in {recorder.spool.path}.rejected" if kept else ""))
     counts = recorder.replay()
     recorder.close()
     print(f"spool {recorder.spool.path}: recorded {counts['recorded']}, stale {counts['stale']}, "
@@ -127,7 +131,11 @@ def parser():
     status.add_argument("--task-id", type=int, required=True)
     status.set_defaults(func=cmd_status)
     sub.add_parser("stats", help="results per step type").set_defaults(func=cmd_stats)
-    sub.add_parser("replay", help="send the spool to the database").set_defaults(func=cmd_replay)
+    replay = sub.add_parser("replay", help="send the spool to the database")
+    replay.add_argument("--rejected", action="store_true",
+                        help="first move the events the ledger refused (spool.jsonl.rejected) back into the spool, "
+                             "once what it refused is fixed")
+    replay.set_defaults(func=cmd_replay)
     return p
 
 
