@@ -98,6 +98,13 @@ CASES = [
      "failed: FATAL:  unsupported startup parameter: options"), "startup_parameter",
      ["the server refused the startup parameter 'options'", "remove 'options' from db_config (or PGOPTIONS)",
       "ignore_startup_parameters"]),
+    ("PgBouncer 1.20+ refuses a setting in options", client(psycopg2.OperationalError, 'connection to server at '
+     '"bluefin", port 6432 failed: FATAL:  unsupported startup parameter in options: statement_timeout'),
+     "startup_parameter", ["the server refused the startup parameter 'options'", "statement_timeout",
+                           "remove 'options' from db_config", "ignore_startup_parameters"]),
+    ("PgBouncer 1.20+ refuses the form of options", client(psycopg2.OperationalError, "FATAL:  unsupported options "
+     "startup parameter: only '-c config=val' and '--config=val' are allowed"), "startup_parameter",
+     ["remove 'options' from db_config"]),
     # the ledger not installed
     ("42883 record_step missing", server("42883", "function public.record_step(task_id => integer, step_number => "
      "integer, step_type => unknown) does not exist"), "not_installed",

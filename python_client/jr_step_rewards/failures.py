@@ -86,7 +86,8 @@ _SQLSTATE_KINDS = {
 # Failures without a SQLSTATE (libpq at connect time, a pooler, psycopg2 itself) are known by
 # their text; a connection failure that matches none of these is an outage.
 _TEXT_KINDS = [
-    (r"unsupported startup parameter: (?P<param>\S+)", "startup_parameter"),
+    # PgBouncer before 1.20 refuses `options` itself; from 1.20 it refuses what `options` sets, unless tracked.
+    (r"unsupported startup parameter|unsupported options startup parameter", "startup_parameter"),
     (r"password authentication failed|SASL authentication failed|no password supplied|password is required|"
      r"authentication failed", "login_refused"),
     (r"no pg_hba\.conf entry|pg_hba\.conf rejects", "login_refused"),
@@ -173,7 +174,7 @@ def _names(exc, login, dbname):
     named_db = re.search(r'database "([^"]*)"', detail)
     param = re.search(r"unsupported startup parameter: (\S+)", detail)
     return {"detail": detail, "describe": describe(exc), "login": named_login[1] if named_login else login,
-            "db": named_db[1] if named_db else dbname, "param": param[1] if param else None}
+            "db": named_db[1] if named_db else dbname, "param": param[1] if param else "options"}
 
 
 def _identifier(name):
