@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+import psycopg2
 import pytest
 from conftest import APP_PASSWORD, history, state
 from faults import FaultyProxy
@@ -264,18 +265,22 @@ def test_concurrent_appends_from_threads_lose_nothing(tmp_path, task_id):
     assert len(recorder.spool.events()) == 200
 
 
-def test_every_connection_carries_its_timeouts(app_config, spool_path):
+def test_every_statement_carries_its_timeouts_and_the_session_holds_none(app_config, spool_path):
     recorder = StepRecorder(app_config, spool_path=spool_path, connect_timeout=3, statement_timeout_ms=1234,
                             lock_timeout_ms=321, tcp_user_timeout_ms=4567)
     conn = recorder._connect()
+    timeouts = "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')"
     try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout'),"
-                        " current_setting('idle_in_transaction_session_timeout')")
-            assert cur.fetchone() == ("1234ms", "321ms", "10s")
+        with conn.cursor() as cur:  # the recorder's own cursor: its SET LOCALs ride with the statement
+            cur.execute(timeouts)
+            assert cur.fetchone() == ("1234ms", "321ms")
+        with conn.cursor(cursor_factory=psycopg2.extensions.cursor) as cur:  # the session underneath
+            cur.execute(timeouts)
+            assert cur.fetchone() == ("0", "0"), "nothing is set on the session, so nothing can leak past a pooler"
         params = conn.get_dsn_parameters()
         assert {k: params.get(k) for k in ("connect_timeout", "keepalives", "tcp_user_timeout")} == \
             {"connect_timeout": "3", "keepalives": "1", "tcp_user_timeout": "4567"}
+        assert not params.get("options"), "no startup options: PgBouncer refuses them"
         assert conn.autocommit is True
     finally:
         conn.close()

@@ -1,6 +1,7 @@
 """The spool on its own, without a database: several processes appending while another replays
 lose nothing and send nothing twice."""
 
+import json
 import multiprocessing
 import threading
 import time
@@ -65,3 +66,38 @@ def test_appends_and_the_replays_claim_take_turns_on_one_lock(tmp_path):
     replaying.join(5)
     spool.replay(lambda e: sent.append(e) or "recorded")
     assert sorted(e.step_number for e in sent) == [1, 2]
+
+
+def test_rejected_events_go_back_into_the_spool_and_a_torn_line_stays(tmp_path):
+    spool = Spool(tmp_path / "spool.jsonl")
+    events = [StepEvent.create(1, n, "bash", None, "success", 1) for n in (1, 2)]
+    for event in events:
+        spool.reject(event, "step_type is 31 characters")
+    rejected = tmp_path / "spool.jsonl.rejected"
+    with open(rejected, "ab") as f:
+        f.write(b'{"task_id": 1, "step_nu')  # a crash in the middle of a third rejection
+
+    assert spool.requeue_rejected() == (2, 1)
+    assert [e.event_id for e in spool.events()] == [e.event_id for e in events], "the same events, in order"
+    assert "rejected_because" not in spool.path.read_text(), "sent back as they were first sent"
+    assert rejected.read_bytes() == b'{"task_id": 1, "step_nu\n', "the torn line is kept for a person, not lost"
+
+    assert spool.requeue_rejected() == (0, 1), "moved once, not twice"
+    rejected.write_text(json.dumps(dict(events[0].as_dict(), rejected_because="x")) + "\n")
+    assert spool.requeue_rejected() == (1, 0)
+    assert not rejected.exists(), "nothing left to keep: the file is gone"
+    assert spool.requeue_rejected() == (0, 0)
+    assert len(spool.events()) == 3
+
+
+def test_moving_rejected_events_back_takes_the_writers_lock(tmp_path):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.reject(StepEvent.create(1, 1, "bash", None, "success", 1), "refused")
+    with spool._locked():
+        moving = threading.Thread(target=spool.requeue_rejected)
+        moving.start()
+        time.sleep(0.3)
+        assert moving.is_alive(), "it waits for the lock"
+        assert not spool.path.exists() and spool.path.with_name("spool.jsonl.rejected").exists()
+    moving.join(5)
+    assert len(spool.events()) == 1

@@ -4,6 +4,7 @@
 
 db          the thin caller: record_step(conn, ...), step_succeeded(conn, ...)
 recorder    StepRecorder: never blocks, never raises, spools what the database cannot take
+failures    what went wrong, classified once (outage, a person's fix, bad input) and told with its fix
 mixin       StepTrackingMixin: the seed's executor hooks, ready to inherit
 executor    TaskExecutor: a reference executor built on the mixin
 """

@@ -1,7 +1,11 @@
 """jr-steps: run an instruction with step tracking, and look at the ledger.
 
-Exit status: 0 done; 1 a step failed, the database could not answer, or records are left in the
-spool; 2 a bad argument or an unreadable instruction.
+Exit status: 0 done (for run: every step succeeded; records still waiting in the spool are only a
+warning on stderr); 1 a step failed, or status, stats or replay could not get their answer from the
+database, or replay left records in the spool; 2 a bad argument or an unreadable instruction.
+
+--dsn and --spool go before or after the command. No message shows a password, argparse's usage
+errors included: pass it by PGPASSWORD or ~/.pgpass rather than --dsn, which others can read.
 """
 
 import argparse
@@ -9,11 +13,13 @@ import logging
 import sys
 
 import psycopg2
+import psycopg2.extensions
 
 from . import db
 from .executor import TaskExecutor
+from .failures import classify, dsn_problem, login_and_database, redact
 from .instructions import InstructionError, parse_instructions
-from .recorder import StepRecorder, dsn_problem
+from .recorder import StepRecorder, bounded_cursor
 
 
 def _table(headers, rows):
@@ -51,26 +57,27 @@ def cmd_run(args):
     if waiting:
         print(f"jr-steps run: the database could not take every record; {waiting} wait in the spool "
               f"{recorder.spool.path}: run 'jr-steps replay' once it is back", file=sys.stderr)
-    return 1 if summary.failed or waiting else 0
+    return 1 if summary.failed else 0
 
 
 def _query(args, call):
-    """Run call(conn) on a short-lived connection; None (and a message) when it cannot."""
+    """Run call(conn) on a short-lived connection; None (and why, with its fix) when it cannot."""
     problem = dsn_problem(args.dsn)
     if problem:
         print(f"jr-steps: {problem}", file=sys.stderr)
         return None
+    login, dbname = login_and_database(dsn=args.dsn)
     try:
         conn = psycopg2.connect(args.dsn or "", connect_timeout=5, application_name="jr-steps",
-                                options="-c statement_timeout=60000")
+                                cursor_factory=bounded_cursor(statement_timeout_ms=60000, lock_timeout_ms=5000))
     except psycopg2.Error as exc:
-        print(f"jr-steps: cannot connect: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"jr-steps: {redact(classify(exc, login, dbname).message)}", file=sys.stderr)
         return None
+    conn.autocommit = True  # each query its own implicit transaction, as bounded_cursor needs
     try:
-        with conn:
-            return call(conn)
+        return call(conn)
     except psycopg2.Error as exc:
-        print(f"jr-steps: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"jr-steps: {redact(classify(exc, conn.info.user, conn.info.dbname).message)}", file=sys.stderr)
         return None
     finally:
         conn.close()
@@ -100,6 +107,10 @@ def cmd_stats(args):
 
 def cmd_replay(args):
     recorder = StepRecorder(dsn=args.dsn, spool_path=args.spool)
+    if args.rejected:
+        moved, kept = recorder.spool.requeue_rejected()
+        print(f"spool {recorder.spool.path}: {moved} rejected events moved back for replay"
+              + (f"; {kept} unreadable lines stay in {recorder.spool.path}.rejected" if kept else ""))
     counts = recorder.replay()
     recorder.close()
     print(f"spool {recorder.spool.path}: recorded {counts['recorded']}, stale {counts['stale']}, "
@@ -111,25 +122,73 @@ def cmd_replay(args):
     return 0 if counts["remaining"] == 0 else 1
 
 
+class UsageError(Exception):
+    """A command line argparse cannot take, and the (sub)parser that said so."""
+
+    def __init__(self, parser, message):
+        super().__init__(message)
+        self.parser, self.message = parser, message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error goes back to main(), which knows the command line and so what to
+    redact, instead of being printed here (argparse quotes the arguments it did not expect)."""
+
+    def error(self, message):
+        raise UsageError(self, message)
+
+
+def _connection_options(p, default):
+    p.add_argument("--dsn", default=default, help="libpq connection string (default: the PG* environment "
+                   "variables); a password here is visible to other users: prefer PGPASSWORD or ~/.pgpass")
+    p.add_argument("--spool", default=default,
+                   help="spool file (default: $JR_STEP_SPOOL or ~/.local/state/jr-step-rewards/spool.jsonl)")
+
+
 def parser():
-    p = argparse.ArgumentParser(prog="jr-steps", description=__doc__.splitlines()[0])
-    p.add_argument("--dsn", help="libpq connection string (default: the PG* environment variables)")
-    p.add_argument("--spool", help="spool file (default: $JR_STEP_SPOOL or ~/.local/state/jr-step-rewards/spool.jsonl)")
+    p = _Parser(prog="jr-steps", description=__doc__.splitlines()[0])
+    _connection_options(p, None)
+    # The commands take them too; SUPPRESS, so that a command without them keeps what came before it.
+    options = _Parser(add_help=False)
+    _connection_options(options, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run an instruction's steps, skipping those already done")
+    run = sub.add_parser("run", parents=[options], help="run an instruction's steps, skipping those already done")
     run.add_argument("file")
     run.add_argument("--task-id", type=int, required=True)
     run.add_argument("--workdir", default=".", help="where relative paths and bash steps run (default: .)")
     run.set_defaults(func=cmd_run)
-    status = sub.add_parser("status", help="the steps of one task")
+    status = sub.add_parser("status", parents=[options], help="the steps of one task")
     status.add_argument("--task-id", type=int, required=True)
     status.set_defaults(func=cmd_status)
-    sub.add_parser("stats", help="results per step type").set_defaults(func=cmd_stats)
-    sub.add_parser("replay", help="send the spool to the database").set_defaults(func=cmd_replay)
+    sub.add_parser("stats", parents=[options], help="results per step type").set_defaults(func=cmd_stats)
+    replay = sub.add_parser("replay", parents=[options], help="send the spool to the database")
+    replay.add_argument("--rejected", action="store_true",
+                        help="first move the events the ledger refused (spool.jsonl.rejected) back into the spool, "
+                             "once what it refused is fixed")
+    replay.set_defaults(func=cmd_replay)
     return p
+
+
+def dsn_arguments(argv):
+    """The values given to --dsn (or a prefix argparse accepts for it), with their passwords."""
+    found = []
+    for i, arg in enumerate(argv):
+        name, equals, value = arg.partition("=")
+        if len(name) >= 3 and "--dsn".startswith(name):
+            value = value if equals else (argv[i + 1] if i + 1 < len(argv) else "")
+            found.append(value)
+            if not dsn_problem(value):
+                found.append(psycopg2.extensions.parse_dsn(value).get("password"))
+    return found
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parser().parse_args(argv)
+    except UsageError as usage:
+        usage.parser.print_usage(sys.stderr)
+        print(f"{usage.parser.prog}: error: {redact(usage.message, dsn_arguments(argv))}", file=sys.stderr)
+        return 2
     return args.func(args)

@@ -1,15 +1,18 @@
 """StepRecorder: the resilience around the thin caller. Recording must never block or break the
 executor, and no record may be lost.
 
-- One persistent autocommit connection, opened lazily, reopened after a failure, with connect,
-  statement and lock timeouts, TCP keepalives and tcp_user_timeout set on it.
+- One persistent autocommit connection, opened lazily, reopened after a failure, with a connect
+  timeout, TCP keepalives and tcp_user_timeout. Every statement carries its own statement and lock
+  timeouts (bounded_cursor), so nothing depends on session state and it works behind PgBouncer.
 - All database I/O runs on the recorder's own daemon thread. The caller waits for it at most until
   its deadline (2 s by default), so even a peer that accepts packets and never answers cannot hold
   the executor longer.
 - After a failure a circuit breaker sends calls straight to the spool for a cool-down, then tries
   the database again. While a call that missed its deadline is still stuck, the breaker stays open.
-- Nothing raises into the executor: each failure is logged once as a WARNING (passwords redacted)
-  and the call returns False.
+- Nothing raises into the executor: the call returns False. Why is told as what it is, with its fix
+  (failures.py): an outage as a WARNING, a problem a person must fix (a refused login, a missing
+  privilege, the ledger not installed, ...) as an ERROR; again at most once per report_interval for
+  as long as it lasts. Passwords are redacted.
 - A record that cannot reach the database goes to the durable spool, which is replayed on the next
   good connection and by `jr-steps replay`. Replays are idempotent (event_id) and never undo newer
   state (event time).
@@ -27,6 +30,7 @@ import psycopg2
 import psycopg2.extensions
 
 from . import db
+from .failures import ConfigurationError, classify, describe, dsn_problem, is_permanent, login_and_database, redact
 from .records import InvalidEvent, StepEvent, clean_text, content_hash
 from .spool import Spool
 
@@ -103,6 +107,25 @@ class _Worker:
         self._thread = None
 
 
+def bounded_cursor(statement_timeout_ms, lock_timeout_ms):
+    """A cursor_factory whose execute() sends its statement behind SET LOCALs of both timeouts, in
+    one simple-query string: the server runs the string as one implicit transaction (on an
+    autocommit connection), so the timeouts bind the statement and end with it.
+
+    Why not the `options` startup parameter: PgBouncer refuses it unless told to ignore it, and then
+    the timeouts are silently off; in transaction pooling each transaction may also land on another
+    server session, so session settings cannot be relied on at all. (No
+    idle_in_transaction_session_timeout either: an implicit transaction is never left idle.)"""
+    prefix = (f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}; "
+              f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}; ")
+
+    class BoundedCursor(psycopg2.extensions.cursor):
+        def execute(self, query, vars=None):
+            return super().execute(prefix + query, vars)
+
+    return BoundedCursor
+
+
 def _close(conn):
     if conn is not None:
         try:
@@ -110,38 +133,6 @@ def _close(conn):
         except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is gone either way
             pass
     return None
-
-
-def describe(exc):
-    """An exception as one line: its type, and its message when it has one."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def dsn_problem(dsn):
-    """None, or why a DSN cannot work. libpq's own message quotes the DSN, password and all, so it
-    is never passed on."""
-    try:
-        psycopg2.extensions.parse_dsn(dsn or "")
-    except psycopg2.Error:
-        return "the DSN is malformed (libpq's message is withheld: it quotes the DSN, which may hold a password)"
-    return None
-
-
-class ConfigurationError(Exception):
-    """The recorder's own settings cannot work (a malformed DSN). Not permanent for an event: once
-    the settings are fixed, the spooled events replay."""
-
-
-def is_permanent(exc):
-    """True for failures that retrying cannot fix: the call itself is bad (SQLSTATE class 22 or
-    23, a function's own refusal P0, or psycopg2 refusing a value). Anything else (connection,
-    timeouts, a ledger not yet migrated or granted) may pass later, so the event is spooled."""
-    if isinstance(exc, InvalidEvent):
-        return True
-    if isinstance(exc, psycopg2.Error):
-        return (exc.pgcode or "")[:2] in ("22", "23", "P0")
-    return isinstance(exc, (ValueError, TypeError))
 
 
 class StepRecorder:
@@ -154,12 +145,13 @@ class StepRecorder:
 
     def __init__(self, db_config=None, dsn=None, *, spool_path=None, deadline=2.0, cooldown=5.0,
                  connect_timeout=2, statement_timeout_ms=1500, lock_timeout_ms=500,
-                 tcp_user_timeout_ms=5000, executor_id=None):
+                 tcp_user_timeout_ms=5000, executor_id=None, report_interval=60.0):
         self._db_config = dict(db_config or {})
         self._dsn = dsn or ""
         self.spool = Spool(spool_path)
         self.deadline = deadline
         self.cooldown = cooldown
+        self.report_interval = report_interval
         self.executor_id = executor_id or f"{socket.gethostname()}:{os.getpid()}"
         self._timeouts = dict(connect_timeout=connect_timeout, statement_timeout_ms=statement_timeout_ms,
                               lock_timeout_ms=lock_timeout_ms, tcp_user_timeout_ms=tcp_user_timeout_ms)
@@ -170,6 +162,9 @@ class StepRecorder:
         self._replay_wanted = True  # a previous run may have left events in the spool
         self._dsn_problem = dsn_problem(self._dsn)
         self._secrets = self._find_secrets()
+        # Who and where, for messages: guessed from the settings, then as the server reports it.
+        self._login, self._dbname = login_and_database(self._db_config, None if self._dsn_problem else self._dsn)
+        self._reported = {}  # kind of failure -> when it was last reported (monotonic)
 
     # -- the executor's calls -------------------------------------------------------------------
 
@@ -201,7 +196,7 @@ class StepRecorder:
         if ok and answer:
             return True
         if not ok and is_permanent(answer):
-            self._warn(f"step_succeeded({task_id!r}, {step_number!r}) refused: {str(answer).strip()}")
+            self._warn(f"step_succeeded({task_id!r}, {step_number!r}) refused: {self._why(answer)}")
         try:
             latest = self.spool.latest(task_id, step_number)
         except Exception as exc:  # noqa: BLE001 - an unreadable spool means "not known to have succeeded"
@@ -216,7 +211,7 @@ class StepRecorder:
         ok, answer = self._call(lambda conn: db.set_step_reward(
             conn, task_id, step_number, implicit_reward, verified_outcome, retry_decision))
         if not ok:
-            self._warn(f"set_step_reward(task {task_id!r}, step {step_number!r}) was not written: {answer}")
+            self._warn(f"set_step_reward(task {task_id!r}, step {step_number!r}) was not written: {self._why(answer)}")
         return ok
 
     def record_exploration(self, jr_type, task_type, novelty_score=None, curiosity_bonus=None, task_outcome=None):
@@ -225,7 +220,7 @@ class StepRecorder:
         ok, answer = self._call(lambda conn: db.record_exploration(
             conn, clean_text(jr_type), clean_text(task_type), novelty_score, curiosity_bonus, task_outcome))
         if not ok:
-            self._warn(f"record_exploration({jr_type!r}, {task_type!r}) was not written: {answer}")
+            self._warn(f"record_exploration({jr_type!r}, {task_type!r}) was not written: {self._why(answer)}")
             return None
         return answer
 
@@ -251,7 +246,7 @@ class StepRecorder:
             counts = {"recorded": 0, "stale": 0, "duplicate": 0, "rejected": 0, "busy": False,
                       "remaining": self.spool.count(), "error": exc}
         if counts["error"] is not None:
-            counts["error"] = self._redact(describe(counts["error"]))
+            counts["error"] = self._redact(self._classify(counts["error"]).message)
         return counts
 
     def close(self):
@@ -263,19 +258,15 @@ class StepRecorder:
     def _connect(self):
         if self._dsn_problem:
             raise ConfigurationError(self._dsn_problem)
-        config = dict(self._db_config)
         t = self._timeouts
-        options = " ".join(filter(None, [
-            config.pop("options", ""),
-            f"-c statement_timeout={t['statement_timeout_ms']}",
-            f"-c lock_timeout={t['lock_timeout_ms']}",
-            "-c idle_in_transaction_session_timeout=10000",
-        ]))
+        # Only settings libpq keeps to itself, and application_name, which PgBouncer passes on.
         params = {"connect_timeout": t["connect_timeout"], "keepalives": 1, "keepalives_idle": 5,
                   "keepalives_interval": 2, "keepalives_count": 2, "tcp_user_timeout": t["tcp_user_timeout_ms"],
-                  "application_name": "jr-step-recorder", **config, "options": options}
-        conn = psycopg2.connect(self._dsn, **params)
+                  "application_name": "jr-step-recorder", **self._db_config}
+        conn = psycopg2.connect(self._dsn, cursor_factory=bounded_cursor(t["statement_timeout_ms"],
+                                                                         t["lock_timeout_ms"]), **params)
         conn.autocommit = True
+        self._login, self._dbname = conn.info.user, conn.info.dbname
         return conn
 
     def _send(self, conn, event):
@@ -316,11 +307,13 @@ class StepRecorder:
         except concurrent.futures.TimeoutError:
             self._hold(future)
             self._worker.abort()
-            self._trip(f"no answer from the database within {self.deadline:g} s")
-            return False, TimeoutError(f"no answer within {self.deadline:g} s")
+            late = TimeoutError(f"no answer within {self.deadline:g} s")
+            self._trip(self._classify(late))
+            return False, late
         except Exception as exc:  # noqa: BLE001 - every failure ends here, none reaches the executor
-            if not is_permanent(exc):  # a refusal for good is the caller's to report
-                self._trip(describe(exc))
+            failure = self._classify(exc)
+            if not failure.permanent:  # a refusal for good is the caller's to report
+                self._trip(failure)
             return False, exc
 
     def _hold(self, future):
@@ -344,9 +337,10 @@ class StepRecorder:
         """On the worker, when the probe ends."""
         if future.exception() is None:
             self._open_until = 0.0
+            self._reported.clear()  # whatever it was is over: a new failure is news again
             log.info("jr_step_rewards: the database answers again; recording directly")
         else:
-            log.debug("jr_step_rewards: the database still fails: %s", self._redact(describe(future.exception())))
+            self._report(self._classify(future.exception()))
 
     def _background_replay(self, conn):
         """On the worker, before the next job: replay what earlier outages left in the spool, for
@@ -363,12 +357,35 @@ class StepRecorder:
         log.info("jr_step_rewards: replayed from the spool: %s", counts)
         return counts
 
-    def _trip(self, reason):
-        """Open the breaker after a call failed, and say so once."""
+    def _trip(self, failure):
+        """Open the breaker after a call failed, and say why."""
         self._open_until = time.monotonic() + self.cooldown
         self._replay_wanted = True  # whatever fails now is spooled, or the background replay was lost
-        self._warn(f"database unavailable ({reason}); spooling to {self.spool.path} and checking it "
-                   f"again in the background every {self.cooldown:g} s")
+        self._report(failure)
+
+    def _report(self, failure):
+        """Say why the database does not take records: at once, then again at most once per
+        report_interval (each kind of failure on its own clock) for as long as it lasts, so a
+        problem nobody fixes is never silent. An outage is a WARNING; a problem only a person can
+        fix is an ERROR."""
+        now = time.monotonic()
+        last = self._reported.get(failure.kind)
+        if last is not None and now - last < self.report_interval:
+            return
+        self._reported[failure.kind] = now
+        if failure.outage:
+            level, then = logging.WARNING, f"spooling to {self.spool.path} and checking it again in the background " \
+                                            f"every {self.cooldown:g} s"
+        else:
+            level, then = logging.ERROR, f"records wait in {self.spool.path} and are sent once this is fixed"
+        log.log(level, "jr_step_rewards: %s", self._redact(f"{failure.message}; {then}"))
+
+    def _classify(self, exc):
+        return classify(exc, self._login, self._dbname)
+
+    def _why(self, answer):
+        """A call's failure as words: the classified exception, or the recorder's own reason."""
+        return self._classify(answer).message if isinstance(answer, BaseException) else str(answer)
 
     def _spool_write(self, event, write):
         try:
@@ -389,9 +406,7 @@ class StepRecorder:
         return sorted(found, key=len, reverse=True)
 
     def _redact(self, text):
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self._secrets)
 
     def _warn(self, message):
         log.warning("jr_step_rewards: %s", self._redact(message))

@@ -7,7 +7,8 @@ Files, all beside the spool path:
                              writer can still be appending to them
     spool.jsonl.replay-*.sent  how far into its batch a replay got (a byte offset), when it stopped
                              early; the next replay goes on from there
-    spool.jsonl.rejected     events the ledger refused for good (bad input), kept for a person to read
+    spool.jsonl.rejected     events the ledger refused for good (bad input), kept for a person to read;
+                             requeue_rejected (jr-steps replay --rejected) moves them back once fixed
 
 A crash can leave a torn last line. The next append first ends it with a newline, so it can never
 swallow the record after it, and replay skips it with a warning. A crash during replay only means
@@ -34,6 +35,10 @@ def default_spool_path():
         return Path(os.environ["JR_STEP_SPOOL"])
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(state) / "jr-step-rewards" / "spool.jsonl"
+
+
+def _line(event):
+    return json.dumps(event.as_dict(), ensure_ascii=False).encode() + b"\n"
 
 
 def _parse(raw):
@@ -68,17 +73,52 @@ class Spool:
 
     def append(self, event):
         """Write one event durably: on disk (fsync) before this returns."""
-        line = json.dumps(event.as_dict(), ensure_ascii=False).encode() + b"\n"
         with self._locked():
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            self._write(_line(event))
+
+    def _write(self, lines):
+        """Append whole lines to the live spool and fsync; the caller holds the writers' lock."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                lines = b"\n" + lines  # end a line torn by a crash before adding ours
+            os.write(fd, lines)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def requeue_rejected(self):
+        """Move the rejected events back into the spool, for a person who has fixed what the ledger
+        refused: under the writers' lock, each goes back as it was sent (without its
+        rejected_because) and the rejected file is removed. Lines that are not events (torn by a
+        crash) stay in the rejected file. Returns (events moved, lines kept)."""
+        rejected = self._sibling(".rejected")
+        with self._locked():
             try:
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    line = b"\n" + line  # end a line torn by a crash before adding ours
-                os.write(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                lines = rejected.read_bytes().splitlines()
+            except FileNotFoundError:
+                return 0, 0
+            events, kept = [], []
+            for raw in filter(bytes.strip, lines):
+                try:
+                    events.append(_parse(raw))
+                except (ValueError, TypeError):
+                    kept.append(raw + b"\n")
+            if events:
+                self._write(b"".join(_line(event) for event in events))
+            # Only now, with the events safe in the spool, is the rejected file rewritten: a crash
+            # in between sends some of them twice, which the ledger counts as duplicates.
+            if kept:
+                tmp = self._sibling(".rejected.tmp")
+                with open(tmp, "wb") as f:
+                    f.write(b"".join(kept))
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, rejected)
+            else:
+                rejected.unlink()
+        return len(events), len(kept)
 
     # -- reading --------------------------------------------------------------------------------
 
