@@ -8,11 +8,15 @@ PGUSER, PGDATABASE, PGPASSWORD or ~/.pgpass, PGSERVICE).
 2. Re-applies every db/functions/*.sql, then every db/views/*.sql, then db/privileges.sql, in one
    transaction.
 
-A session advisory lock makes concurrent runs take turns; lock_timeout (JR_LOCK_TIMEOUT, default
-5s) makes DDL fail clearly instead of queueing behind a long lock on a busy database.
+Every transaction stands alone, because behind PgBouncer in transaction pooling consecutive
+transactions may run on different server connections, taking no session state with them: each
+waits up to JR_MIGRATE_WAIT (default 120s) for a transaction-level advisory lock, so concurrent runs
+take turns, re-reads the ledger under it, and gives its DDL lock_timeout JR_LOCK_TIMEOUT (default
+5s) with SET LOCAL, so DDL fails clearly instead of queueing behind a long lock on a busy database.
 Exit status: 0 when the schema is current, 1 with a message on stderr otherwise.
 """
 
+import contextlib
 import hashlib
 import os
 import re
@@ -20,10 +24,11 @@ import sys
 from pathlib import Path
 
 import psycopg2
+import psycopg2.errors
 
 DB_DIR = Path(__file__).resolve().parent
 MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-# Any fixed number unique to this project: pg_advisory_lock takes a bigint key.
+# Any fixed number unique to this project: pg_advisory_xact_lock takes a bigint key.
 ADVISORY_LOCK_KEY = 7_324_001_202_601
 LEDGER_DDL = """
 CREATE TABLE IF NOT EXISTS public.jr_schema_migrations (
@@ -71,15 +76,29 @@ def report_notices(conn):
     del conn.notices[:]
 
 
-def run_in_transaction(conn, sql, params=None):
+@contextlib.contextmanager
+def locked_transaction(conn, wait_timeout, lock_timeout):
+    """One transaction holding the migration lock, with lock_timeout set for it alone; commits
+    when the block ends, rolls back when it raises."""
     with conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetchall() if cur.description else None
+        cur.execute("SELECT set_config('lock_timeout', %s, true)", (wait_timeout,))
+        try:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+        except psycopg2.errors.LockNotAvailable as exc:
+            raise MigrationError(
+                f"another make migrate has held the migration lock for longer than JR_MIGRATE_WAIT ({wait_timeout});"
+                " run it again when that one has finished, or raise JR_MIGRATE_WAIT") from exc
+        cur.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
+        yield cur
 
 
-def applied_migrations(conn):
-    rows = run_in_transaction(conn, "SELECT version, name, checksum FROM public.jr_schema_migrations")
-    return {version: (name, digest) for version, name, digest in rows}
+def applied_migrations(cur):
+    """The ledger as {version: (name, checksum)}, created empty when absent."""
+    cur.execute("SELECT to_regclass('public.jr_schema_migrations') IS NULL")
+    if cur.fetchone()[0]:
+        cur.execute(LEDGER_DDL)
+    cur.execute("SELECT version, name, checksum FROM public.jr_schema_migrations")
+    return {version: (name, digest) for version, name, digest in cur.fetchall()}
 
 
 def check_history(on_disk, applied):
@@ -96,20 +115,23 @@ def check_history(on_disk, applied):
                 "applied migrations are immutable: restore the file and put the change in a new migration")
 
 
-def apply_migration(conn, version, path):
-    with conn, conn.cursor() as cur:
+def apply_migration(cur, version, path):
+    try:
         cur.execute(path.read_text())
-        cur.execute(
-            "INSERT INTO public.jr_schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-            (version, path.name, checksum(path)))
+        cur.execute("INSERT INTO public.jr_schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (version, path.name, checksum(path)))
+    except psycopg2.Error as exc:
+        raise MigrationError(f"{path.name} failed and was rolled back: {describe(exc)}") from exc
 
 
-def apply_functions(conn):
+def apply_functions(cur):
     files = [*sorted((DB_DIR / "functions").glob("*.sql")), *sorted((DB_DIR / "views").glob("*.sql")),
              DB_DIR / "privileges.sql"]
-    with conn, conn.cursor() as cur:
+    try:
         for path in files:
             cur.execute(path.read_text())
+    except psycopg2.Error as exc:
+        raise MigrationError(f"functions and views failed and were rolled back: {describe(exc)}") from exc
     return files
 
 
@@ -118,36 +140,28 @@ def migrate(conn):
     wait_timeout = os.environ.get("JR_MIGRATE_WAIT", "120s")
     on_disk = migration_files(DB_DIR / "migrations")
 
-    run_in_transaction(conn, "SELECT set_config('lock_timeout', %s, false)", (wait_timeout,))
-    run_in_transaction(conn, "SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
-    try:
-        run_in_transaction(conn, "SELECT set_config('lock_timeout', %s, false)", (lock_timeout,))
-        run_in_transaction(conn, LEDGER_DDL)
-        del conn.notices[:]
-        applied = applied_migrations(conn)
-        check_history(on_disk, applied)
-
-        pending = [(version, path) for version, path in on_disk if version not in applied]
-        for version, path in pending:
-            try:
-                apply_migration(conn, version, path)
-            except psycopg2.Error as exc:
-                raise MigrationError(f"{path.name} failed and was rolled back: {describe(exc)}") from exc
-            print(f"applied {path.name}")
-            report_notices(conn)
+    applied_any = False
+    while True:
+        # One migration per transaction; the ledger is read again under the lock each time, so a
+        # migration another run applied meanwhile is never applied twice.
+        with locked_transaction(conn, wait_timeout, lock_timeout) as cur:
+            applied = applied_migrations(cur)
+            check_history(on_disk, applied)
+            pending = [(version, path) for version, path in on_disk if version not in applied]
+            if pending:
+                apply_migration(cur, *pending[0])
+            else:
+                files = apply_functions(cur)
         if not pending:
-            print(f"migrations: all {len(on_disk)} already applied")
-
-        try:
-            files = apply_functions(conn)
-        except psycopg2.Error as exc:
-            raise MigrationError(f"functions and views failed and were rolled back: {describe(exc)}") from exc
-        print("functions, views and privileges: re-applied " + ", ".join(path.stem for path in files))
+            break
+        applied_any = True
+        print(f"applied {pending[0][1].name}")
         report_notices(conn)
-    finally:
-        if not conn.closed:
-            conn.rollback()
-            run_in_transaction(conn, "SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+
+    if not applied_any:
+        print(f"migrations: all {len(on_disk)} already applied")
+    print("functions, views and privileges: re-applied " + ", ".join(path.stem for path in files))
+    report_notices(conn)
 
 
 def describe(exc):

@@ -1,6 +1,7 @@
 """make migrate's promises, which SQL alone cannot see: idempotence, upgrading a seed-built
 database, concurrent runs, refusing changed history, lock_timeout, and missing roles."""
 
+import importlib.util
 import re
 import shutil
 import threading
@@ -8,13 +9,21 @@ import time
 from pathlib import Path
 
 import pytest
-from pgcluster import REPO
+from pgcluster import MIGRATE, REPO
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MIGRATIONS = sorted(p.name for p in (REPO / "db" / "migrations").glob("*.sql"))
 
 # The seed's own _record_step_result statement, as the old executor ran it (psycopg2 placeholders).
 SEED_UPSERT = (FIXTURES / "seed_upsert.sql").read_text()
+
+
+def migrate_module():
+    """db/migrate.py as a module, for the constants a test must share with it."""
+    spec = importlib.util.spec_from_file_location("jr_migrate", MIGRATE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def ledger(cluster, db):
@@ -204,6 +213,23 @@ def test_lock_timeout_fails_clearly_instead_of_queueing(cluster, fresh_db):
     # What was applied before the busy table stays applied; the blocked migration left nothing.
     assert [row[1] for row in ledger(cluster, fresh_db)] == MIGRATIONS[:2]
     assert cluster.migrate(fresh_db).returncode == 0
+
+
+def test_a_run_that_waits_longer_than_JR_MIGRATE_WAIT_for_another_gives_up_and_says_so(cluster, migrated_db):
+    other_run = cluster.connect(migrated_db)
+    try:
+        with other_run.cursor() as cur:  # another make migrate, in the middle of a transaction
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (migrate_module().ADVISORY_LOCK_KEY,))
+        started = time.monotonic()
+        result = cluster.migrate(migrated_db, JR_MIGRATE_WAIT="1s")
+        elapsed = time.monotonic() - started
+    finally:
+        other_run.rollback()
+        other_run.close()
+    assert result.returncode == 1
+    assert "another make migrate has held the migration lock for longer than JR_MIGRATE_WAIT (1s)" in result.stderr
+    assert elapsed < 60, "a bounded wait (a loose bound: JR_MIGRATE_WAIT is 1 s)"
+    assert cluster.migrate(migrated_db).returncode == 0
 
 
 def test_unreachable_database_is_a_clear_error(cluster, tmp_path):
