@@ -74,8 +74,10 @@ def test_upgrade_in_place_keeps_seed_rows_and_records_the_baseline(cluster, fres
 
     result = cluster.migrate(fresh_db)
     assert result.returncode == 0, result.stderr
-    assert re.findall(r"^applied (\S+)", result.stdout, re.M) == MIGRATIONS
-    assert 'relation "jr_step_rewards" already exists, skipping' in result.stdout
+    assert result.stdout.startswith(
+        "0001_seed_schema.sql: the seed's tables were already here; recorded as the baseline\n"), result.stdout
+    assert re.findall(r"^applied (\S+)", result.stdout, re.M) == MIGRATIONS[1:]
+    assert "already exists" not in result.stdout, "the baseline's IF NOT EXISTS notices are not news"
     assert ledger(cluster, fresh_db)[0][1] == "0001_seed_schema.sql"
 
     assert cluster.admin(
@@ -92,17 +94,48 @@ def test_upgrade_in_place_keeps_seed_rows_and_records_the_baseline(cluster, fres
                          " WHERE step_number = 2", dbname=fresh_db) == [("success", 2, 1)]
 
 
+def test_a_seed_made_database_with_an_empty_ledger_is_a_baseline_too_and_gets_what_it_lacks(cluster, fresh_db):
+    seed_database(cluster, fresh_db)
+    cluster.admin(migrate_module().LEDGER_DDL, dbname=fresh_db)  # an earlier run that got no further
+    cluster.admin("DROP INDEX idx_step_rewards_type", dbname=fresh_db)
+
+    result = cluster.migrate(fresh_db)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        "0001_seed_schema.sql: the seed's tables were already here; recorded as the baseline"
+        " (it created what was missing: idx_step_rewards_type)\n"), result.stdout
+    assert cluster.admin("SELECT to_regclass('idx_step_rewards_type') IS NOT NULL", dbname=fresh_db) == [(True,)]
+
+
+def test_a_fresh_database_is_no_baseline(cluster, fresh_db):
+    result = cluster.migrate(fresh_db)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("applied 0001_seed_schema.sql\n")
+    assert "baseline" not in result.stdout
+
+
 def test_upgrade_gives_the_same_schema_as_a_fresh_install(cluster, fresh_db, migrated_db):
     seed_database(cluster, fresh_db)
     assert cluster.migrate(fresh_db).returncode == 0
     assert schema(cluster, fresh_db) == schema(cluster, migrated_db)
 
 
+# (table, constraint) that seed_database_with_bad_rows leaves NOT VALID, in the order migrate names them.
+NOT_VALID_AFTER_BAD_ROWS = [("jr_exploration_log", "jr_exploration_log_task_outcome_known"),
+                            ("jr_step_rewards", "jr_step_rewards_result_known"),
+                            ("jr_step_rewards", "jr_step_rewards_verified_outcome_known")]
+
+
+def seed_database_with_bad_rows(cluster, db):
+    """A seed-made database with rows that break three of the CHECKs migrations 0003 and 0004 add."""
+    seed_database(cluster, db)
+    cluster.admin("UPDATE jr_step_rewards SET execution_result = 'error' WHERE step_number = 2", dbname=db)
+    cluster.admin("UPDATE jr_step_rewards SET verified_outcome = 'yes' WHERE step_number = 1", dbname=db)
+    cluster.admin("UPDATE jr_exploration_log SET task_outcome = 'ok'", dbname=db)
+
+
 def test_upgrade_keeps_rows_that_break_a_new_check_and_says_how_to_finish(cluster, fresh_db):
-    seed_database(cluster, fresh_db)
-    cluster.admin("UPDATE jr_step_rewards SET execution_result = 'error' WHERE step_number = 2", dbname=fresh_db)
-    cluster.admin("UPDATE jr_step_rewards SET verified_outcome = 'yes' WHERE step_number = 1", dbname=fresh_db)
-    cluster.admin("UPDATE jr_exploration_log SET task_outcome = 'ok'", dbname=fresh_db)
+    seed_database_with_bad_rows(cluster, fresh_db)
 
     result = cluster.migrate(fresh_db)
     assert result.returncode == 0, result.stderr
@@ -110,6 +143,9 @@ def test_upgrade_keeps_rows_that_break_a_new_check_and_says_how_to_finish(cluste
     assert "VALIDATE CONSTRAINT jr_step_rewards_result_known" in result.stdout
     assert "1 existing row(s) of jr_step_rewards break jr_step_rewards_verified_outcome_known" in result.stdout
     assert "1 existing row(s) of jr_exploration_log break jr_exploration_log_task_outcome_known" in result.stdout
+    for _, name in NOT_VALID_AFTER_BAD_ROWS:
+        assert len([line for line in result.stdout.splitlines() if name in line]) == 1, \
+            f"{name} is reported once per run, not by 0003 and again by 0004: {result.stdout}"
     assert cluster.admin("SELECT execution_result FROM jr_step_rewards WHERE step_number = 2",
                          dbname=fresh_db) == [("error",)]
     validated = dict(cluster.admin(
@@ -122,6 +158,30 @@ def test_upgrade_keeps_rows_that_break_a_new_check_and_says_how_to_finish(cluste
     # Not validated, but enforced for every new write.
     with pytest.raises(Exception, match="jr_step_rewards_result_known"):
         cluster.admin("UPDATE jr_step_rewards SET execution_result = 'done' WHERE step_number = 1", dbname=fresh_db)
+
+
+def test_every_later_migrate_names_the_checks_still_not_valid(cluster, fresh_db):
+    seed_database_with_bad_rows(cluster, fresh_db)
+    first = cluster.migrate(fresh_db)
+    assert first.returncode == 0, first.stderr
+    assert "still NOT VALID" not in first.stdout, "the run that added them has said so already"
+
+    for _ in range(2):
+        result = cluster.migrate(fresh_db)
+        assert result.returncode == 0, result.stderr
+        reminders = [line for line in result.stdout.splitlines() if line.startswith("still NOT VALID: ")]
+        assert reminders == [
+            f"still NOT VALID: {name} on {table} (new writes are checked, existing rows are not); once no row"
+            f" breaks it, run: ALTER TABLE public.{table} VALIDATE CONSTRAINT {name};"
+            for table, name in NOT_VALID_AFTER_BAD_ROWS]
+
+    # Fixed and validated: the reminder goes.
+    cluster.admin("UPDATE jr_step_rewards SET execution_result = 'failed' WHERE execution_result = 'error';"
+                  " ALTER TABLE jr_step_rewards VALIDATE CONSTRAINT jr_step_rewards_result_known", dbname=fresh_db)
+    result = cluster.migrate(fresh_db)
+    assert result.returncode == 0, result.stderr
+    assert "jr_step_rewards_result_known" not in result.stdout
+    assert "still NOT VALID: jr_step_rewards_verified_outcome_known" in result.stdout
 
 
 def test_concurrent_migrations_take_turns(cluster, fresh_db):
@@ -261,7 +321,6 @@ def test_without_createrole_migrate_succeeds_and_says_what_a_dba_must_run(bare_c
         "SELECT has_function_privilege('jr_executor', 'record_step(integer, integer, text, text, text, integer, text,"
         " timestamptz, uuid, text)', 'EXECUTE'), has_table_privilege('jr_reader', 'jr_step_rewards', 'SELECT'),"
         " has_table_privilege('jr_executor', 'jr_step_rewards', 'SELECT')", dbname=db) == [(True, True, False)]
-
 
 def test_failed_attempts_are_counted_from_the_history_on_upgrade(cluster, fresh_db, tmp_path):
     """A database at migration 0003 whose history holds failures gets failed_attempts from it."""
