@@ -6,7 +6,9 @@ rotating order, so that a noisy machine slows them alike. Results are ratios wit
 table is printed and written to bench/results/latest.txt. Nothing here asserts a time.
 
 It works in scratch databases of its own (jr_bench_*), created on the server the libpq variables
-name and dropped at the end, so the target database is never touched.
+name and dropped at the end, so the target database is never touched. The login needs CREATEDB
+(without it the bench stops at once and says so, exit status 2); without superuser it skips the
+plans inside the functions, which need auto_explain.
 
     bench.py [--samples N] [--big-rows N] [--duration S] [--cap S] [--out FILE]
 """
@@ -239,7 +241,7 @@ def loopback_cluster():
     return cluster, Connector(password, host="127.0.0.1", port=port, user="jr_bench", dbname=name)
 
 
-def section_growth(small, big, samples):
+def section_growth(small, big, samples, with_plans):
     conns = {"small": small.connect(), "big": big.connect()}
 
     def rec(size):
@@ -254,7 +256,7 @@ def section_growth(small, big, samples):
     plans = {
         "record_step": nested_plan_lines(conns["big"], "SELECT record_step(1000500, 3, 'bash', NULL, 'failed', 7)"),
         "step_succeeded": nested_plan_lines(conns["big"], "SELECT step_succeeded(1000500, 3)"),
-    }
+    } if with_plans else None
     views = {}
     for query in ("SELECT * FROM jr_step_type_stats", "SELECT * FROM jr_task_progress WHERE task_id = 1000500",
                   "SELECT * FROM jr_retry_effectiveness", "SELECT * FROM jr_failure_hot_spots LIMIT 10"):
@@ -416,12 +418,19 @@ def fmt_row(name, p, base=None):
     return f"  {name:<50} {p['p50']:8.3f} {p['p95']:8.3f} {p['p99']:8.3f}   {ratio}"
 
 
-def machine():
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+def server():
+    """What the bench needs to know of the server and of the login before it starts."""
     conn = psycopg2.connect("", dbname=os.environ.get("JR_BENCH_ADMIN_DB", "postgres"))
-    version = execute(conn, "SHOW server_version")[0][0]
+    version, login, superuser, createdb = execute(
+        conn, "SELECT current_setting('server_version'), r.rolname::text, r.rolsuper, r.rolsuper OR r.rolcreatedb"
+              " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user")[0]
     host = conn.get_dsn_parameters().get("host", "")
     conn.close()
+    return {"version": version, "host": host, "login": login, "superuser": superuser, "createdb": createdb}
+
+
+def machine(version, host):
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     transport = "a Unix socket (trust)" if host.startswith("/") else f"TCP to {host}"
     return (f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
             f"PostgreSQL {version} over {transport}, Python {platform.python_version()}, "
@@ -464,7 +473,19 @@ def main():
         print(text, flush=True)
         lines.append(text)
 
-    description, transport = machine()
+    # What the login may not do is said up front in one line, not found out halfway in a traceback.
+    try:
+        target = server()
+    except psycopg2.OperationalError as exc:
+        print("bench: cannot connect: " + " ".join(str(exc).split()), file=sys.stderr)
+        sys.exit(1)
+    if not target["createdb"]:
+        login = target["login"]
+        print(f"bench: the login {login} may not create databases; bench needs CREATEDB (ALTER ROLE {login} CREATEDB)"
+              " or run it on the embedded database (PGHOST and PGSERVICE unset)", file=sys.stderr)
+        sys.exit(2)
+
+    description, transport = machine(target["version"], target["host"])
     say(f"make bench: {description}")
     say(f"latencies in ms; ratio = p50 / the baseline's p50; {args.samples} interleaved calls per contender")
     scratches = []
@@ -488,14 +509,18 @@ def main():
         say(f"\n3. Growth: history of 10,000 rows against {args.big_rows:,} rows (filling takes a while)")
         fill(small.connect(), 10_000)
         fill(big.connect(), args.big_rows)
-        g_rec, g_chk, plans, views = section_growth(small, big, args.samples)
+        g_rec, g_chk, plans, views = section_growth(small, big, args.samples, with_plans=target["superuser"])
         say(header)
         say(fmt_row("record_step, 10k history", g_rec["small"]))
         say(fmt_row(f"record_step, {args.big_rows // 1000:,}k history", g_rec["big"], g_rec["small"]))
         say(fmt_row("step_succeeded, 10k history", g_chk["small"]))
         say(fmt_row(f"step_succeeded, {args.big_rows // 1000:,}k history", g_chk["big"], g_chk["small"]))
-        for name, scans in plans.items():
-            say(f"  plans inside {name}: " + "; ".join(scans))
+        if plans is None:
+            say(f"  plans inside record_step and step_succeeded: skipped (they need auto_explain, which only a"
+                f" superuser may load; the login {target['login']} is not one)")
+        else:
+            for name, scans in plans.items():
+                say(f"  plans inside {name}: " + "; ".join(scans))
         say(f"  the DBA views on the big ledger ({args.big_rows // 4:,} steps), median of 5 runs:")
         for query, ms in views.items():
             say(f"    {ms:8.1f} ms  {query}")

@@ -4,15 +4,25 @@ PGUSER, PGDATABASE, PGPASSWORD or ~/.pgpass, PGSERVICE).
 
 1. Applies the pending migrations db/migrations/NNNN_name.sql in order, each in one transaction
    together with its row in public.jr_schema_migrations. An applied migration whose file has
-   changed since is refused, and so is a database that has migrations this checkout lacks.
+   changed since is refused, and so is a database that has migrations this checkout lacks. Where
+   the seed's SQL was run by hand, 0001 is recorded as the baseline and said to be one.
 2. Re-applies every db/functions/*.sql, then every db/views/*.sql, then db/privileges.sql, in one
-   transaction.
+   transaction, and names the ledger's CHECKs still NOT VALID.
 
-A session advisory lock makes concurrent runs take turns; lock_timeout (JR_LOCK_TIMEOUT, default
-5s) makes DDL fail clearly instead of queueing behind a long lock on a busy database.
+A migration's NOTICEs are not shown: they would repeat themselves (0004 re-examines what 0003 left
+NOT VALID) and, on a seed-made database, list what already exists. Instead each CHECK a migration
+leaves NOT VALID is reported from the catalog once, with the rows that break it, and every later
+run names the ones still NOT VALID. A migration with something to say must RAISE WARNING.
+
+Every transaction stands alone, because behind PgBouncer in transaction pooling consecutive
+transactions may run on different server connections, taking no session state with them: each
+waits up to JR_MIGRATE_WAIT (default 120s) for a transaction-level advisory lock, so concurrent runs
+take turns, re-reads the ledger under it, and gives its DDL lock_timeout JR_LOCK_TIMEOUT (default
+5s) with SET LOCAL, so DDL fails clearly instead of queueing behind a long lock on a busy database.
 Exit status: 0 when the schema is current, 1 with a message on stderr otherwise.
 """
 
+import contextlib
 import hashlib
 import os
 import re
@@ -20,11 +30,17 @@ import sys
 from pathlib import Path
 
 import psycopg2
+import psycopg2.errors
+from psycopg2 import sql
 
 DB_DIR = Path(__file__).resolve().parent
 MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-# Any fixed number unique to this project: pg_advisory_lock takes a bigint key.
+# Any fixed number unique to this project: pg_advisory_xact_lock takes a bigint key.
 ADVISORY_LOCK_KEY = 7_324_001_202_601
+# 0001 is the seed's own SQL (IF NOT EXISTS throughout): where either of its tables is already
+# there, the seed was run by hand and 0001 is the baseline, not news.
+BASELINE_VERSION = 1
+SEED_TABLES = ["public.jr_step_rewards", "public.jr_exploration_log"]
 LEDGER_DDL = """
 CREATE TABLE IF NOT EXISTS public.jr_schema_migrations (
     version integer PRIMARY KEY,
@@ -40,6 +56,21 @@ COMMENT ON COLUMN public.jr_schema_migrations.name IS 'The file name.';
 COMMENT ON COLUMN public.jr_schema_migrations.checksum IS 'SHA-256 of the file as applied; a changed file is refused.';
 COMMENT ON COLUMN public.jr_schema_migrations.applied_at IS 'When it was applied.';
 COMMENT ON COLUMN public.jr_schema_migrations.applied_by IS 'The login that applied it.';
+"""
+# The ledger's CHECKs that existing rows break: every table of the ledger is public.jr_*, and the
+# rest of the database belongs to another application, whose constraints are not ours to report.
+NOT_VALID_CHECKS = r"""
+SELECT t.relname::text, c.conname::text, pg_catalog.pg_get_expr(c.conbin, c.conrelid),
+       pg_catalog.format('ALTER TABLE %I.%I VALIDATE CONSTRAINT %I;', n.nspname, t.relname, c.conname)
+FROM pg_catalog.pg_constraint c
+JOIN pg_catalog.pg_class t ON t.oid = c.conrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+WHERE c.contype = 'c' AND NOT c.convalidated AND n.nspname = 'public' AND t.relname LIKE 'jr\_%'
+ORDER BY t.relname, c.conname
+"""
+PUBLIC_RELATIONS = """
+SELECT c.relname::text FROM pg_catalog.pg_class c
+WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'i')
 """
 
 
@@ -67,19 +98,33 @@ def checksum(path):
 
 def report_notices(conn):
     for notice in conn.notices:
-        print("  " + notice.strip().replace("NOTICE:  ", "notice: "))
+        print("  " + notice.strip().replace("NOTICE:  ", "notice: ").replace("WARNING:  ", "warning: "))
     del conn.notices[:]
 
 
-def run_in_transaction(conn, sql, params=None):
+@contextlib.contextmanager
+def locked_transaction(conn, wait_timeout, lock_timeout):
+    """One transaction holding the migration lock, with lock_timeout set for it alone; commits
+    when the block ends, rolls back when it raises."""
     with conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetchall() if cur.description else None
+        cur.execute("SELECT set_config('lock_timeout', %s, true)", (wait_timeout,))
+        try:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+        except psycopg2.errors.LockNotAvailable as exc:
+            raise MigrationError(
+                f"another make migrate has held the migration lock for longer than JR_MIGRATE_WAIT ({wait_timeout});"
+                " run it again when that one has finished, or raise JR_MIGRATE_WAIT") from exc
+        cur.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
+        yield cur
 
 
-def applied_migrations(conn):
-    rows = run_in_transaction(conn, "SELECT version, name, checksum FROM public.jr_schema_migrations")
-    return {version: (name, digest) for version, name, digest in rows}
+def applied_migrations(cur):
+    """The ledger as {version: (name, checksum)}, created empty when absent."""
+    cur.execute("SELECT to_regclass('public.jr_schema_migrations') IS NULL")
+    if cur.fetchone()[0]:
+        cur.execute(LEDGER_DDL)
+    cur.execute("SELECT version, name, checksum FROM public.jr_schema_migrations")
+    return {version: (name, digest) for version, name, digest in cur.fetchall()}
 
 
 def check_history(on_disk, applied):
@@ -96,20 +141,61 @@ def check_history(on_disk, applied):
                 "applied migrations are immutable: restore the file and put the change in a new migration")
 
 
-def apply_migration(conn, version, path):
-    with conn, conn.cursor() as cur:
+def not_valid_checks(cur):
+    """{(table, constraint): (expression, the VALIDATE command)} of the ledger's NOT VALID CHECKs."""
+    cur.execute(NOT_VALID_CHECKS)
+    return {(table, name): (expr, validate) for table, name, expr, validate in cur.fetchall()}
+
+
+def public_relations(cur):
+    cur.execute(PUBLIC_RELATIONS)
+    return {name for (name,) in cur.fetchall()}
+
+
+def apply_migration(cur, version, path):
+    """Apply one migration and record it; return the line that says what it did, and the NOT VALID
+    CHECKs it added as not_valid_checks gives them."""
+    baseline = False
+    if version == BASELINE_VERSION:
+        cur.execute("SELECT bool_or(to_regclass(t) IS NOT NULL) FROM unnest(%s::text[]) t", (SEED_TABLES,))
+        baseline = cur.fetchone()[0]
+        relations_before = public_relations(cur)
+    not_valid_before = not_valid_checks(cur)
+    cur.execute("SET LOCAL client_min_messages = warning")  # until the transaction ends
+    try:
         cur.execute(path.read_text())
-        cur.execute(
-            "INSERT INTO public.jr_schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-            (version, path.name, checksum(path)))
+        cur.execute("INSERT INTO public.jr_schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (version, path.name, checksum(path)))
+    except psycopg2.Error as exc:
+        raise MigrationError(f"{path.name} failed and was rolled back: {describe(exc)}") from exc
+
+    line = f"applied {path.name}"
+    if baseline:
+        line = f"{path.name}: the seed's tables were already here; recorded as the baseline"
+        missing = sorted(public_relations(cur) - relations_before)
+        if missing:
+            line += f" (it created what was missing: {', '.join(missing)})"
+    added = {key: value for key, value in not_valid_checks(cur).items() if key not in not_valid_before}
+    return line, added
 
 
-def apply_functions(conn):
+def breaking_rows(conn, table, expr):
+    """How many rows of public.table break a CHECK. Counted in a transaction of its own, after the
+    migration's commit, so that the count does not prolong the migration's locks."""
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE NOT ({})").format(
+            sql.Identifier("public", table), sql.SQL(expr)))
+        return cur.fetchone()[0]
+
+
+def apply_functions(cur):
     files = [*sorted((DB_DIR / "functions").glob("*.sql")), *sorted((DB_DIR / "views").glob("*.sql")),
              DB_DIR / "privileges.sql"]
-    with conn, conn.cursor() as cur:
+    try:
         for path in files:
             cur.execute(path.read_text())
+    except psycopg2.Error as exc:
+        raise MigrationError(f"functions and views failed and were rolled back: {describe(exc)}") from exc
     return files
 
 
@@ -118,36 +204,38 @@ def migrate(conn):
     wait_timeout = os.environ.get("JR_MIGRATE_WAIT", "120s")
     on_disk = migration_files(DB_DIR / "migrations")
 
-    run_in_transaction(conn, "SELECT set_config('lock_timeout', %s, false)", (wait_timeout,))
-    run_in_transaction(conn, "SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
-    try:
-        run_in_transaction(conn, "SELECT set_config('lock_timeout', %s, false)", (lock_timeout,))
-        run_in_transaction(conn, LEDGER_DDL)
-        del conn.notices[:]
-        applied = applied_migrations(conn)
-        check_history(on_disk, applied)
-
-        pending = [(version, path) for version, path in on_disk if version not in applied]
-        for version, path in pending:
-            try:
-                apply_migration(conn, version, path)
-            except psycopg2.Error as exc:
-                raise MigrationError(f"{path.name} failed and was rolled back: {describe(exc)}") from exc
-            print(f"applied {path.name}")
-            report_notices(conn)
+    reported = set()  # the NOT VALID CHECKs this run has already named
+    applied_any = False
+    while True:
+        # One migration per transaction; the ledger is read again under the lock each time, so a
+        # migration another run applied meanwhile is never applied twice.
+        with locked_transaction(conn, wait_timeout, lock_timeout) as cur:
+            applied = applied_migrations(cur)
+            check_history(on_disk, applied)
+            pending = [(version, path) for version, path in on_disk if version not in applied]
+            if pending:
+                line, added = apply_migration(cur, *pending[0])
+            else:
+                files = apply_functions(cur)
+                still_not_valid = not_valid_checks(cur)
         if not pending:
-            print(f"migrations: all {len(on_disk)} already applied")
-
-        try:
-            files = apply_functions(conn)
-        except psycopg2.Error as exc:
-            raise MigrationError(f"functions and views failed and were rolled back: {describe(exc)}") from exc
-        print("functions, views and privileges: re-applied " + ", ".join(path.stem for path in files))
+            break
+        applied_any = True
+        print(line)
         report_notices(conn)
-    finally:
-        if not conn.closed:
-            conn.rollback()
-            run_in_transaction(conn, "SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+        for (table, name), (expr, validate) in added.items():
+            print(f"  {breaking_rows(conn, table, expr)} existing row(s) of {table} break {name} ({expr}); they are"
+                  f" kept and new writes are checked. Fix them, then run: {validate}")
+        reported |= set(added)
+
+    if not applied_any:
+        print(f"migrations: all {len(on_disk)} already applied")
+    print("functions, views and privileges: re-applied " + ", ".join(path.stem for path in files))
+    report_notices(conn)
+    for (table, name), (_, validate) in still_not_valid.items():
+        if (table, name) not in reported:
+            print(f"still NOT VALID: {name} on {table} (new writes are checked, existing rows are not);"
+                  f" once no row breaks it, run: {validate}")
 
 
 def describe(exc):

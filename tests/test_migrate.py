@@ -1,6 +1,7 @@
 """make migrate's promises, which SQL alone cannot see: idempotence, upgrading a seed-built
 database, concurrent runs, refusing changed history, lock_timeout, and missing roles."""
 
+import importlib.util
 import re
 import shutil
 import threading
@@ -8,13 +9,21 @@ import time
 from pathlib import Path
 
 import pytest
-from pgcluster import REPO
+from pgcluster import MIGRATE, REPO
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MIGRATIONS = sorted(p.name for p in (REPO / "db" / "migrations").glob("*.sql"))
 
 # The seed's own _record_step_result statement, as the old executor ran it (psycopg2 placeholders).
 SEED_UPSERT = (FIXTURES / "seed_upsert.sql").read_text()
+
+
+def migrate_module():
+    """db/migrate.py as a module, for the constants a test must share with it."""
+    spec = importlib.util.spec_from_file_location("jr_migrate", MIGRATE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def ledger(cluster, db):
@@ -65,8 +74,10 @@ def test_upgrade_in_place_keeps_seed_rows_and_records_the_baseline(cluster, fres
 
     result = cluster.migrate(fresh_db)
     assert result.returncode == 0, result.stderr
-    assert re.findall(r"^applied (\S+)", result.stdout, re.M) == MIGRATIONS
-    assert 'relation "jr_step_rewards" already exists, skipping' in result.stdout
+    assert result.stdout.startswith(
+        "0001_seed_schema.sql: the seed's tables were already here; recorded as the baseline\n"), result.stdout
+    assert re.findall(r"^applied (\S+)", result.stdout, re.M) == MIGRATIONS[1:]
+    assert "already exists" not in result.stdout, "the baseline's IF NOT EXISTS notices are not news"
     assert ledger(cluster, fresh_db)[0][1] == "0001_seed_schema.sql"
 
     assert cluster.admin(
@@ -83,17 +94,48 @@ def test_upgrade_in_place_keeps_seed_rows_and_records_the_baseline(cluster, fres
                          " WHERE step_number = 2", dbname=fresh_db) == [("success", 2, 1)]
 
 
+def test_a_seed_made_database_with_an_empty_ledger_is_a_baseline_too_and_gets_what_it_lacks(cluster, fresh_db):
+    seed_database(cluster, fresh_db)
+    cluster.admin(migrate_module().LEDGER_DDL, dbname=fresh_db)  # an earlier run that got no further
+    cluster.admin("DROP INDEX idx_step_rewards_type", dbname=fresh_db)
+
+    result = cluster.migrate(fresh_db)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        "0001_seed_schema.sql: the seed's tables were already here; recorded as the baseline"
+        " (it created what was missing: idx_step_rewards_type)\n"), result.stdout
+    assert cluster.admin("SELECT to_regclass('idx_step_rewards_type') IS NOT NULL", dbname=fresh_db) == [(True,)]
+
+
+def test_a_fresh_database_is_no_baseline(cluster, fresh_db):
+    result = cluster.migrate(fresh_db)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("applied 0001_seed_schema.sql\n")
+    assert "baseline" not in result.stdout
+
+
 def test_upgrade_gives_the_same_schema_as_a_fresh_install(cluster, fresh_db, migrated_db):
     seed_database(cluster, fresh_db)
     assert cluster.migrate(fresh_db).returncode == 0
     assert schema(cluster, fresh_db) == schema(cluster, migrated_db)
 
 
+# (table, constraint) that seed_database_with_bad_rows leaves NOT VALID, in the order migrate names them.
+NOT_VALID_AFTER_BAD_ROWS = [("jr_exploration_log", "jr_exploration_log_task_outcome_known"),
+                            ("jr_step_rewards", "jr_step_rewards_result_known"),
+                            ("jr_step_rewards", "jr_step_rewards_verified_outcome_known")]
+
+
+def seed_database_with_bad_rows(cluster, db):
+    """A seed-made database with rows that break three of the CHECKs migrations 0003 and 0004 add."""
+    seed_database(cluster, db)
+    cluster.admin("UPDATE jr_step_rewards SET execution_result = 'error' WHERE step_number = 2", dbname=db)
+    cluster.admin("UPDATE jr_step_rewards SET verified_outcome = 'yes' WHERE step_number = 1", dbname=db)
+    cluster.admin("UPDATE jr_exploration_log SET task_outcome = 'ok'", dbname=db)
+
+
 def test_upgrade_keeps_rows_that_break_a_new_check_and_says_how_to_finish(cluster, fresh_db):
-    seed_database(cluster, fresh_db)
-    cluster.admin("UPDATE jr_step_rewards SET execution_result = 'error' WHERE step_number = 2", dbname=fresh_db)
-    cluster.admin("UPDATE jr_step_rewards SET verified_outcome = 'yes' WHERE step_number = 1", dbname=fresh_db)
-    cluster.admin("UPDATE jr_exploration_log SET task_outcome = 'ok'", dbname=fresh_db)
+    seed_database_with_bad_rows(cluster, fresh_db)
 
     result = cluster.migrate(fresh_db)
     assert result.returncode == 0, result.stderr
@@ -101,6 +143,9 @@ def test_upgrade_keeps_rows_that_break_a_new_check_and_says_how_to_finish(cluste
     assert "VALIDATE CONSTRAINT jr_step_rewards_result_known" in result.stdout
     assert "1 existing row(s) of jr_step_rewards break jr_step_rewards_verified_outcome_known" in result.stdout
     assert "1 existing row(s) of jr_exploration_log break jr_exploration_log_task_outcome_known" in result.stdout
+    for _, name in NOT_VALID_AFTER_BAD_ROWS:
+        assert len([line for line in result.stdout.splitlines() if name in line]) == 1, \
+            f"{name} is reported once per run, not by 0003 and again by 0004: {result.stdout}"
     assert cluster.admin("SELECT execution_result FROM jr_step_rewards WHERE step_number = 2",
                          dbname=fresh_db) == [("error",)]
     validated = dict(cluster.admin(
@@ -113,6 +158,30 @@ def test_upgrade_keeps_rows_that_break_a_new_check_and_says_how_to_finish(cluste
     # Not validated, but enforced for every new write.
     with pytest.raises(Exception, match="jr_step_rewards_result_known"):
         cluster.admin("UPDATE jr_step_rewards SET execution_result = 'done' WHERE step_number = 1", dbname=fresh_db)
+
+
+def test_every_later_migrate_names_the_checks_still_not_valid(cluster, fresh_db):
+    seed_database_with_bad_rows(cluster, fresh_db)
+    first = cluster.migrate(fresh_db)
+    assert first.returncode == 0, first.stderr
+    assert "still NOT VALID" not in first.stdout, "the run that added them has said so already"
+
+    for _ in range(2):
+        result = cluster.migrate(fresh_db)
+        assert result.returncode == 0, result.stderr
+        reminders = [line for line in result.stdout.splitlines() if line.startswith("still NOT VALID: ")]
+        assert reminders == [
+            f"still NOT VALID: {name} on {table} (new writes are checked, existing rows are not); once no row"
+            f" breaks it, run: ALTER TABLE public.{table} VALIDATE CONSTRAINT {name};"
+            for table, name in NOT_VALID_AFTER_BAD_ROWS]
+
+    # Fixed and validated: the reminder goes.
+    cluster.admin("UPDATE jr_step_rewards SET execution_result = 'failed' WHERE execution_result = 'error';"
+                  " ALTER TABLE jr_step_rewards VALIDATE CONSTRAINT jr_step_rewards_result_known", dbname=fresh_db)
+    result = cluster.migrate(fresh_db)
+    assert result.returncode == 0, result.stderr
+    assert "jr_step_rewards_result_known" not in result.stdout
+    assert "still NOT VALID: jr_step_rewards_verified_outcome_known" in result.stdout
 
 
 def test_concurrent_migrations_take_turns(cluster, fresh_db):
@@ -206,6 +275,23 @@ def test_lock_timeout_fails_clearly_instead_of_queueing(cluster, fresh_db):
     assert cluster.migrate(fresh_db).returncode == 0
 
 
+def test_a_run_that_waits_longer_than_JR_MIGRATE_WAIT_for_another_gives_up_and_says_so(cluster, migrated_db):
+    other_run = cluster.connect(migrated_db)
+    try:
+        with other_run.cursor() as cur:  # another make migrate, in the middle of a transaction
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (migrate_module().ADVISORY_LOCK_KEY,))
+        started = time.monotonic()
+        result = cluster.migrate(migrated_db, JR_MIGRATE_WAIT="1s")
+        elapsed = time.monotonic() - started
+    finally:
+        other_run.rollback()
+        other_run.close()
+    assert result.returncode == 1
+    assert "another make migrate has held the migration lock for longer than JR_MIGRATE_WAIT (1s)" in result.stderr
+    assert elapsed < 60, "a bounded wait (a loose bound: JR_MIGRATE_WAIT is 1 s)"
+    assert cluster.migrate(migrated_db).returncode == 0
+
+
 def test_unreachable_database_is_a_clear_error(cluster, tmp_path):
     result = cluster.migrate("postgres", PGHOST=str(tmp_path), PGCONNECT_TIMEOUT="2")
     assert result.returncode == 1
@@ -222,6 +308,7 @@ def test_without_createrole_migrate_succeeds_and_says_what_a_dba_must_run(bare_c
     for role in ("jr_executor", "jr_reader"):
         assert (f"role {role} does not exist and migrator may not create roles; "
                 f"a DBA must run: CREATE ROLE {role} NOLOGIN") in result.stdout
+    assert "granted" not in result.stdout
     assert c.admin("SELECT count(*) FROM pg_roles WHERE rolname IN ('jr_executor', 'jr_reader')") == [(0,)]
     assert c.admin("SELECT record_step(1, 1, 'bash', NULL, 'success', 1)", dbname=db) == [("recorded",)]
 
@@ -231,10 +318,19 @@ def test_without_createrole_migrate_succeeds_and_says_what_a_dba_must_run(bare_c
     result = c.migrate(db, user="migrator")
     assert result.returncode == 0, result.stderr
     assert "does not exist" not in result.stdout
+    assert ("granted jr_executor: EXECUTE on record_exploration, record_step, set_step_reward, step_succeeded"
+            in result.stdout)
+    assert ("granted jr_reader: SELECT on jr_exploration_log, jr_failure_hot_spots, jr_retry_effectiveness,"
+            " jr_step_attempts, jr_step_rewards, jr_step_type_stats, jr_task_progress") in result.stdout
     assert c.admin(
         "SELECT has_function_privilege('jr_executor', 'record_step(integer, integer, text, text, text, integer, text,"
         " timestamptz, uuid, text)', 'EXECUTE'), has_table_privilege('jr_reader', 'jr_step_rewards', 'SELECT'),"
         " has_table_privilege('jr_executor', 'jr_step_rewards', 'SELECT')", dbname=db) == [(True, True, False)]
+
+    # Granted once: the next run has nothing to say about it.
+    result = c.migrate(db, user="migrator")
+    assert result.returncode == 0, result.stderr
+    assert "granted" not in result.stdout
 
 
 def test_failed_attempts_are_counted_from_the_history_on_upgrade(cluster, fresh_db, tmp_path):
