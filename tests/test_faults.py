@@ -181,7 +181,9 @@ def test_fault_3_a_peer_that_accepts_and_then_goes_silent(env, tmp_path):
     assert_ledger_exact(env, task_id)
 
 
-def test_fault_4_another_session_holds_a_lock_on_the_steps_row(env, tmp_path):
+def lock_fault(env, tmp_path, label, after_call=lambda: None):
+    """Fault 4: another session holds a lock on one step's row while the task runs. after_call runs
+    while the lock is still held."""
     task_id = env.next_task + 1  # the id run() will use
     for n in range(1, STEPS + 1):  # an earlier attempt left every step pending
         env.sql("SELECT record_step(%s, %s, 'x', NULL, 'pending', NULL)", (task_id, n))
@@ -190,19 +192,22 @@ def test_fault_4_another_session_holds_a_lock_on_the_steps_row(env, tmp_path):
         with blocker.cursor() as cur:
             cur.execute("SELECT 1 FROM jr_step_rewards WHERE task_id = %s AND step_number = 7 FOR UPDATE", (task_id,))
         ran_id, summary, recorder = run(env, tmp_path, tmp_path / "spool.jsonl", statement_timeout_ms=1500)
+        after_call()
     finally:
         blocker.rollback()
         blocker.close()
     assert ran_id == task_id
     assert summary.ran == list(range(1, STEPS + 1)) and not summary.failed
     bound = 1.0  # lock_timeout (0.5 s) and slack; without it statement_timeout (1.5 s) would be the bound
-    record_figure("4 lock held on the step's row", recorder.added, bound)
+    record_figure(label, recorder.added, bound)
     assert recorder.added < bound, f"the recorder added {recorder.added:.2f} s"
     recover(recorder)
     assert_ledger_exact(env, task_id, extra_history=STEPS)
 
 
-def test_fault_5_a_statement_that_runs_long(env, tmp_path):
+def slow_statement_fault(env, tmp_path, label, after_call=lambda: None):
+    """Fault 5: one step's record runs long (a test-only trigger that sleeps 5 s). after_call runs
+    while the trigger is still in place."""
     env.sql("""
         CREATE TABLE fault_slow (task_id integer);
         CREATE FUNCTION fault_sleep() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -217,15 +222,24 @@ def test_fault_5_a_statement_that_runs_long(env, tmp_path):
     env.sql("INSERT INTO fault_slow VALUES (%s)", (env.next_task + 1,))
     try:
         task_id, summary, recorder = run(env, tmp_path, tmp_path / "spool.jsonl", statement_timeout_ms=500)
+        after_call()
         assert summary.ran == list(range(1, STEPS + 1)) and not summary.failed
         bound = 1.0  # statement_timeout (0.5 s) and slack; without it the deadline (2 s) would be the bound
-        record_figure("5 statement runs long (sleeping trigger)", recorder.added, bound)
+        record_figure(label, recorder.added, bound)
         assert recorder.added < bound, f"the recorder added {recorder.added:.2f} s"
         env.sql("DELETE FROM fault_slow")
         recover(recorder)
     finally:
         env.sql("DROP TRIGGER fault_sleep ON jr_step_attempts; DROP FUNCTION fault_sleep(); DROP TABLE fault_slow")
     assert_ledger_exact(env, task_id)
+
+
+def test_fault_4_another_session_holds_a_lock_on_the_steps_row(env, tmp_path):
+    lock_fault(env, tmp_path, "4 lock held on the step's row")
+
+
+def test_fault_5_a_statement_that_runs_long(env, tmp_path):
+    slow_statement_fault(env, tmp_path, "5 statement runs long (sleeping trigger)")
 
 
 KILL_AFTER_EDIT = textwrap.dedent("""

@@ -15,7 +15,7 @@ from jr_step_rewards.records import StepEvent
 from jr_step_rewards.spool import Spool
 from pgbouncer import PgBouncer
 from pgcluster import LIBPQ_VARS, REPO
-from test_faults import STEPS, assert_ledger_exact, record_figure, recover, run
+from test_faults import lock_fault, slow_statement_fault
 
 APP, READER = "jr_pgb_app", "jr_pgb_reader"
 PASSWORDS = {APP: "pgb-App pw 1!", READER: "pgb-Reader pw 2!"}
@@ -153,52 +153,14 @@ def test_every_jr_steps_command_works_through_pgbouncer(ledger, tmp_path):
 
 
 def test_fault_4_a_lock_held_on_the_steps_row_ends_on_the_server_too(ledger, tmp_path):
-    task_id = ledger.next_task + 1  # the id run() will use
-    for n in range(1, STEPS + 1):  # an earlier attempt left every step pending
-        ledger.sql("SELECT record_step(%s, %s, 'x', NULL, 'pending', NULL)", (task_id, n))
-    blocker = ledger.cluster.connect(ledger.db)
-    try:
-        with blocker.cursor() as cur:
-            cur.execute("SELECT 1 FROM jr_step_rewards WHERE task_id = %s AND step_number = 7 FOR UPDATE", (task_id,))
-        ran_id, summary, recorder = run(ledger, tmp_path, tmp_path / "spool.jsonl", statement_timeout_ms=1500)
-        assert_nothing_left_on_the_server(ledger, APP)  # while the lock is still held
-    finally:
-        blocker.rollback()
-        blocker.close()
-    assert ran_id == task_id
-    assert summary.ran == list(range(1, STEPS + 1)) and not summary.failed
-    bound = 1.0  # lock_timeout (0.5 s) and slack, as without PgBouncer
-    record_figure("4 lock held on the step's row, through PgBouncer", recorder.added, bound)
-    assert recorder.added < bound, f"the recorder added {recorder.added:.2f} s"
-    recover(recorder)
-    assert_ledger_exact(ledger, task_id, extra_history=STEPS)
+    lock_fault(ledger, tmp_path, "4 lock held on the step's row, through PgBouncer",
+               after_call=lambda: assert_nothing_left_on_the_server(ledger, APP))
 
 
 def test_fault_5_a_statement_that_runs_long_ends_on_the_server_too(ledger, tmp_path):
-    ledger.sql("""
-        CREATE TABLE fault_slow (task_id integer);
-        CREATE FUNCTION fault_sleep() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF EXISTS (SELECT FROM public.fault_slow s WHERE s.task_id = NEW.task_id) AND NEW.step_number = 7 THEN
-                PERFORM pg_sleep(5);
-            END IF;
-            RETURN NEW;
-        END $$;
-        CREATE TRIGGER fault_sleep BEFORE INSERT ON jr_step_attempts FOR EACH ROW EXECUTE FUNCTION fault_sleep();
-    """)
-    ledger.sql("INSERT INTO fault_slow VALUES (%s)", (ledger.next_task + 1,))
-    try:
-        task_id, summary, recorder = run(ledger, tmp_path, tmp_path / "spool.jsonl", statement_timeout_ms=500)
-        assert_nothing_left_on_the_server(ledger, APP)  # the trigger would sleep for 5 s
-        assert summary.ran == list(range(1, STEPS + 1)) and not summary.failed
-        bound = 1.0  # statement_timeout (0.5 s) and slack, as without PgBouncer
-        record_figure("5 statement runs long (sleeping trigger), through PgBouncer", recorder.added, bound)
-        assert recorder.added < bound, f"the recorder added {recorder.added:.2f} s"
-        ledger.sql("DELETE FROM fault_slow")
-        recover(recorder)
-    finally:
-        ledger.sql("DROP TRIGGER fault_sleep ON jr_step_attempts; DROP FUNCTION fault_sleep(); DROP TABLE fault_slow")
-    assert_ledger_exact(ledger, task_id)
+    # The trigger would sleep for 5 s: the server must have given up long before.
+    slow_statement_fault(ledger, tmp_path, "5 statement runs long (sleeping trigger), through PgBouncer",
+                         after_call=lambda: assert_nothing_left_on_the_server(ledger, APP))
 
 
 def test_a_startup_parameter_the_pooler_refuses_is_told_with_its_fix(ledger, spool_path, caplog):
