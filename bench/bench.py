@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the loopback proxy the fault tests us
 
 from faults import FaultyProxy  # noqa: E402
 from jr_step_rewards import StepRecorder, db  # noqa: E402
+from jr_step_rewards.failures import classify  # noqa: E402
 
 # The seed's own _record_step_result statement, as the old executor ran it (psycopg2 placeholders).
 SEED_UPSERT = (REPO / "tests" / "fixtures" / "seed_upsert.sql").read_text()
@@ -46,7 +47,12 @@ SEED_CHECK = """SELECT execution_result FROM jr_step_rewards
     WHERE task_id = %s AND step_number = %s AND execution_result = 'success'"""
 RAW_CHECK = "SELECT execution_result = 'success' FROM jr_step_rewards WHERE task_id = %s AND step_number = %s"
 TARGET = "/ganuda/jr_executor/task_executor.py"
-PGBIN = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))[-1])
+# Where the bench connects to create and drop its scratch databases: the target database itself
+# (the login may be let in nowhere else), unless JR_BENCH_ADMIN_DB names another.
+ADMIN_DB = os.environ.get("JR_BENCH_ADMIN_DB") or os.environ.get("PGDATABASE") or "postgres"
+# pgbench comes with a server package (postgresql-NN on Debian), which a client-only machine lacks.
+PGBENCH = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"), key=lambda p: int(p.parts[-3]))[-1:]),
+               None)
 
 
 # -- measuring -----------------------------------------------------------------------------------
@@ -94,7 +100,7 @@ class Scratch:
 
 
 def admin(sql):
-    conn = psycopg2.connect("", dbname=os.environ.get("JR_BENCH_ADMIN_DB", "postgres"))
+    conn = psycopg2.connect("", dbname=ADMIN_DB)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -317,7 +323,7 @@ def run_pgbench(scratch, clients, duration, workdir, script_text):
     for old in workdir.glob("pgbench_log*"):
         old.unlink()
     result = subprocess.run(
-        [str(PGBIN / "pgbench"), "-n", "-M", "simple", "-c", str(clients), "-j", str(clients), "-T", str(duration),
+        [str(PGBENCH), "-n", "-M", "simple", "-c", str(clients), "-j", str(clients), "-T", str(duration),
          "-f", str(script), "-l", "--log-prefix", str(workdir / "pgbench_log"), scratch.name],
         capture_output=True, text=True, check=True)
     tps = float(re.search(r"tps = ([\d.]+)", result.stdout).group(1))
@@ -420,7 +426,7 @@ def fmt_row(name, p, base=None):
 
 def server():
     """What the bench needs to know of the server and of the login before it starts."""
-    conn = psycopg2.connect("", dbname=os.environ.get("JR_BENCH_ADMIN_DB", "postgres"))
+    conn = psycopg2.connect("", dbname=ADMIN_DB)
     version, login, superuser, createdb = execute(
         conn, "SELECT current_setting('server_version'), r.rolname::text, r.rolsuper, r.rolsuper OR r.rolcreatedb"
               " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user")[0]
@@ -456,6 +462,20 @@ def report_single(say, header, recording, against_seed, checking, transport, num
         say(fmt_row(name, p, base))
 
 
+def report_concurrency(say, main_db, duration, client_counts):
+    say(f"\n4. Concurrency: clients recording at once, {duration:g} s a run, each client making a step's "
+        "pending record then its outcome. Records per second, and p99 in ms per pair. The ceiling is pgbench "
+        "running the raw upsert; record_step is measured from pgbench too (the same C client: the ledger's own "
+        "cost) and from Python processes (what executors see; on this machine their CPU is taken from the "
+        "server's two cores)")
+    say(f"  {'clients':>7} {'raw upsert/s':>13} {'p99':>6}   {'record_step/s':>13} {'p99':>6} {'ratio':>6}"
+        f"   {'from Python/s':>13} {'p99':>6} {'ratio':>6}")
+    for clients, got in section_concurrency(main_db, duration, client_counts):
+        (raw_tps, raw_p99), (led_tps, led_p99), (py_tps, py_p99) = got["raw"], got["ledger"], got["python"]
+        say(f"  {clients:>7} {raw_tps:>13.0f} {raw_p99:>6.2f}   {led_tps:>13.0f} {led_p99:>6.2f} "
+            f"{led_tps / raw_tps:>5.2f}x   {py_tps:>13.0f} {py_p99:>6.2f} {py_tps / raw_tps:>5.2f}x")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2000, help="calls per contender (default 2000)")
@@ -477,7 +497,7 @@ def main():
     try:
         target = server()
     except psycopg2.OperationalError as exc:
-        print("bench: cannot connect: " + " ".join(str(exc).split()), file=sys.stderr)
+        print(f"bench: cannot connect: {classify(exc).message}", file=sys.stderr)
         sys.exit(1)
     if not target["createdb"]:
         login = target["login"]
@@ -525,17 +545,11 @@ def main():
         for query, ms in views.items():
             say(f"    {ms:8.1f} ms  {query}")
 
-        say(f"\n4. Concurrency: clients recording at once, {args.duration:g} s a run, each client making a step's "
-            "pending record then its outcome. Records per second, and p99 in ms per pair. The ceiling is pgbench "
-            "running the raw upsert; record_step is measured from pgbench too (the same C client: the ledger's own "
-            "cost) and from Python processes (what executors see; on this machine their CPU is taken from the "
-            "server's two cores)")
-        say(f"  {'clients':>7} {'raw upsert/s':>13} {'p99':>6}   {'record_step/s':>13} {'p99':>6} {'ratio':>6}"
-            f"   {'from Python/s':>13} {'p99':>6} {'ratio':>6}")
-        for clients, got in section_concurrency(main_db, args.duration, args.clients):
-            (raw_tps, raw_p99), (led_tps, led_p99), (py_tps, py_p99) = got["raw"], got["ledger"], got["python"]
-            say(f"  {clients:>7} {raw_tps:>13.0f} {raw_p99:>6.2f}   {led_tps:>13.0f} {led_p99:>6.2f} "
-                f"{led_tps / raw_tps:>5.2f}x   {py_tps:>13.0f} {py_p99:>6.2f} {py_tps / raw_tps:>5.2f}x")
+        if PGBENCH is None:
+            say("\n4. Concurrency: skipped: it compares against pgbench, which comes with a PostgreSQL server"
+                " package (postgresql-NN on Debian), not installed here")
+        else:
+            report_concurrency(say, main_db, args.duration, args.clients)
 
         say(f"\n5. Outage: seconds a 20-step task spends recording (3 calls a step), capped at {args.cap:g} s")
         for fault, label, seconds in section_outage(main_db, args.cap):

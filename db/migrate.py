@@ -31,6 +31,7 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.errors
+from jr_step_rewards.failures import classify
 from psycopg2 import sql
 
 DB_DIR = Path(__file__).resolve().parent
@@ -257,7 +258,7 @@ def main():
     try:
         conn = connect()
     except psycopg2.Error as exc:
-        print(f"migrate: cannot connect: {str(exc).strip()}", file=sys.stderr)
+        print(f"migrate: cannot connect: {classify(exc).message}", file=sys.stderr)
         return 1
     try:
         migrate(conn)

@@ -34,7 +34,7 @@ unmount_all() {
 trap unmount_all EXIT
 
 unmount_all
-rm -rf "$root"
+rm -rf --one-file-system "$root"
 echo "fresh-machine-check: debootstrap bookworm (minbase) into $root"
 debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.debootstrap.log" 2>&1 \
     || { tail -n 20 "$root.debootstrap.log" >&2; exit 1; }

@@ -12,17 +12,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-IFS='|' read -r load version may_create_schema may_create_database login database has_roles is_member < <(
-    psql -X -A -t -q -v ON_ERROR_STOP=1 -c "
+state=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -c "
     SELECT CASE WHEN e.extversion IS NOT NULL THEN 'installed'
-                WHEN a.default_version IS NOT NULL THEN 'extension' ELSE 'script' END,
-           coalesce(e.extversion, a.default_version, ''),
+                WHEN v.version IS NOT NULL AND (NOT v.superuser OR v.trusted OR u.rolsuper) THEN 'extension'
+                ELSE 'script' END,
+           coalesce(e.extversion, v.version, ''),
            has_schema_privilege('public', 'CREATE'), has_database_privilege(current_database(), 'CREATE'),
-           current_user, current_database(),
+           quote_ident(current_user), quote_ident(current_database()),
            r.n = 2, r.n = 2 AND pg_has_role('jr_executor', 'MEMBER') AND pg_has_role('jr_reader', 'MEMBER')
     FROM (SELECT count(*) AS n FROM pg_roles WHERE rolname IN ('jr_executor', 'jr_reader')) r
+    CROSS JOIN pg_roles u
     LEFT JOIN pg_extension e ON e.extname = 'pgtap'
-    LEFT JOIN pg_available_extensions a ON a.name = 'pgtap'")
+    LEFT JOIN pg_available_extensions a ON a.name = 'pgtap'
+    LEFT JOIN pg_available_extension_versions v ON v.name = 'pgtap' AND v.version = a.default_version
+    WHERE u.rolname = current_user")
+IFS='|' read -r load version may_create_schema may_create_database login database has_roles is_member <<<"$state"
+
+if [ "$has_roles" != t ]; then
+    echo "pgtap: the roles jr_executor and jr_reader do not exist, and the suite tests them: run make migrate" \
+         "as a login that may create roles, or have a DBA run CREATE ROLE jr_executor NOLOGIN; CREATE ROLE jr_reader NOLOGIN;" \
+         "then make migrate" >&2
+    exit 1
+fi
 
 script=
 # JR_PGTAP_LOAD=script forces the script, to prove that path on a server that has the extension.
@@ -33,18 +44,17 @@ case "$load" in
     extension) echo "pgtap: pgTAP $version, created by each test file's transaction and rolled back with it" ;;
     script)
         if [ "$may_create_database" != t ]; then
-            echo "pgtap: cannot load pgTAP in $database: the server has no pgtap extension and $login may not" \
-                 "create a schema there. A DBA can either install it (the server's postgresql-NN-pgtap package, then" \
-                 "CREATE EXTENSION pgtap) or let $login load it for each test: GRANT CREATE ON DATABASE $database TO $login" >&2
+            echo "pgtap: cannot load pgTAP in $database: the server has no pgtap extension that $login may create," \
+                 "and $login may not create a schema there. A DBA can either install it (the server's" \
+                 "postgresql-NN-pgtap package, then CREATE EXTENSION pgtap) or let $login load it for each test:" \
+                 "GRANT CREATE ON DATABASE $database TO $login" >&2
             exit 1
         fi
         script=$(scripts/setup.sh pgtap-script)
-        [ -n "$script" ] || { echo "pgtap: pgTAP's SQL script is missing; run 'make setup-client'" >&2; exit 1; }
         echo "pgtap: pgTAP from its SQL script $script, loaded into each test file's transaction and rolled back" \
-             "with it (the server has no pgtap extension, or $login may not create it)"
+             "with it (the server has no pgtap extension that $login may create)"
         ;;
 esac
-[ "$has_roles" = t ] || echo "pgtap: the roles jr_executor and jr_reader do not exist; run make migrate as a login that may create roles, or have a DBA create them" >&2
 
 output=$(mktemp)
 trap 'rm -f "$output"' EXIT

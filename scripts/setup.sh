@@ -4,10 +4,11 @@
 #   setup.sh [embedded]   everything the embedded database and the test suite need: from apt, a
 #                         PostgreSQL server with pgTAP and plpgsql_check for its version, pg_prove,
 #                         PgBouncer and python3-venv; then the venv (.venv).
-#   setup.sh pgtap-script prints the path of pgTAP's SQL script (fetched as for client if missing).
 #   setup.sh client       what acting on a remote server needs, nothing of a server: psql, pg_prove,
-#                         python3-venv, the venv, and pgTAP's SQL script (taken out of Debian's
-#                         package into .cache/, not installed) for servers without the extension.
+#                         python3-venv and the venv.
+#   setup.sh pgtap-script prints the path of pgTAP's plain SQL script, for make pgtap on a server
+#                         without the extension: an installed copy, else one taken out of Debian's
+#                         package into .cache/pgtap (not installed: it would pull in a server).
 #
 # Without root, missing Debian packages are named in one line, with the command that installs them.
 set -euo pipefail
@@ -16,7 +17,8 @@ cd "$(dirname "$0")/.."
 mode=${1:-embedded}
 venv=${JR_VENV:-.venv}
 python=${PYTHON:-python3}
-PGTAP_CACHE=.cache/pgtap
+PGTAP_CACHE=${JR_PGTAP_CACHE:-.cache/pgtap}
+PGTAP_SYSTEM=${JR_PGTAP_SYSTEM:-/usr/share/postgresql}
 
 missing_debs() {
     local pkg
@@ -57,7 +59,7 @@ apt_install() {
 # The newest PostgreSQL server major version apt installed, or nothing.
 installed_server_major() {
     local newest
-    newest=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n 1 || true)
+    newest=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n 1) || true
     [ -z "$newest" ] || basename "$(dirname "$(dirname "$newest")")"
 }
 
@@ -76,39 +78,42 @@ setup_embedded() {
     echo "setup: embedded PostgreSQL $major with pgTAP and plpgsql_check; pg_prove; PgBouncer"
 }
 
-# pgTAP's plain SQL script, for `make pgtap` on a server that has no pgtap extension: the copy an
-# installed postgresql-NN-pgtap left, else one taken out of that package without installing it
-# (it would pull in a server).
 pgtap_script() {
-    ls /usr/share/postgresql/*/extension/pgtap.sql "$PGTAP_CACHE"/usr/share/postgresql/*/extension/pgtap.sql \
+    ls "$PGTAP_SYSTEM"/*/extension/pgtap.sql "$PGTAP_CACHE"/usr/share/postgresql/*/extension/pgtap.sql \
         2>/dev/null | sort -V | tail -n 1 || true
+}
+
+pgtap_package() {
+    apt-cache pkgnames postgresql- 2>/dev/null | grep -E '^postgresql-[0-9]+-pgtap$' | sort -V | tail -n 1 || true
 }
 
 fetch_pgtap_script() {
     [ -z "$(pgtap_script)" ] || return 0
     local deb package
-    command -v apt-get >/dev/null || { echo "setup: no apt-get: cannot fetch pgTAP's SQL script" >&2; exit 1; }
-    package=$(apt-cache pkgnames postgresql- 2>/dev/null | grep -E '^postgresql-[0-9]+-pgtap$' | sort -V | tail -n 1)
+    command -v apt-get >/dev/null || { echo "setup: pgTAP's SQL script is needed, and there is no apt-get to fetch it" >&2; exit 1; }
+    package=$(pgtap_package)
     if [ -z "$package" ]; then
-        [ "$(id -u)" -eq 0 ] || { echo "setup: no pgTAP package in the apt lists; run 'sudo apt-get update'" >&2; exit 1; }
+        [ "$(id -u)" -eq 0 ] || { echo "setup: no pgTAP package in the apt lists; run 'sudo apt-get update' and try again" >&2; exit 1; }
         apt_refresh
-        package=$(apt-cache pkgnames postgresql- | grep -E '^postgresql-[0-9]+-pgtap$' | sort -V | tail -n 1)
+        package=$(pgtap_package)
+        [ -n "$package" ] || { echo "setup: apt knows no postgresql-NN-pgtap package" >&2; exit 1; }
     fi
     mkdir -p "$PGTAP_CACHE"
-    (cd "$PGTAP_CACHE" && apt-get download -qq "$package" >/dev/null)
+    (cd "$PGTAP_CACHE" && apt-get download -qq "$package" >/dev/null 2>&1) \
+        || { echo "setup: could not download $package" >&2; exit 1; }
     deb=$(ls "$PGTAP_CACHE"/*.deb | tail -n 1)
     dpkg-deb -x "$deb" "$PGTAP_CACHE"
     rm -f "$deb"
-    echo "setup: pgTAP's SQL script taken out of $package into $PGTAP_CACHE (nothing installed)"
+    echo "setup: pgTAP's SQL script taken out of $package into $PGTAP_CACHE (nothing installed)" >&2
 }
 
 setup_client() {
     local debs=()
     command -v psql >/dev/null || debs+=(postgresql-client)
     command -v pg_prove >/dev/null || debs+=(libtap-parser-sourcehandler-pgtap-perl)
-    # shellcheck disable=SC2046
-    apt_install "${debs[@]}" $(missing_debs ca-certificates)
-    fetch_pgtap_script
+    # Checked by file, not by dpkg: PyPI needs the bundle, not the package.
+    [ -e /etc/ssl/certs/ca-certificates.crt ] || debs+=(ca-certificates)
+    apt_install "${debs[@]}"
 }
 
 setup_venv() {
@@ -130,7 +135,7 @@ case "$mode" in
     embedded) setup_embedded ;;
     client) setup_client ;;
     venv) ;;
-    pgtap-script) fetch_pgtap_script >&2; pgtap_script; exit 0 ;;
+    pgtap-script) fetch_pgtap_script; pgtap_script; exit 0 ;;
     *) echo "usage: setup.sh [embedded|client|venv|pgtap-script]" >&2; exit 2 ;;
 esac
 setup_venv

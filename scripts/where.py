@@ -7,6 +7,7 @@ import os
 import sys
 
 import psycopg2
+from jr_step_rewards.failures import classify, login_and_database, redact
 
 LABEL = os.environ.get("JR_WHERE_LABEL", "")
 
@@ -22,13 +23,12 @@ def main():
         conn = psycopg2.connect("", connect_timeout=int(env.get("PGCONNECT_TIMEOUT", 10)),
                                 application_name="jr-steps make")
     except psycopg2.Error as exc:
-        reason = " ".join(str(exc).split())
-        if env.get("PGPASSWORD"):
-            reason = reason.replace(env["PGPASSWORD"], "***")
-        target = describe_target(env.get("PGHOST"), env.get("PGPORT"), env.get("PGDATABASE", env.get("PGUSER")),
-                                 env.get("PGUSER"))
-        if env.get("PGSERVICE"):
-            target += f" service={env['PGSERVICE']}"
+        login, dbname = login_and_database()
+        if env.get("PGSERVICE") and not env.get("PGHOST"):  # host and port are the service file's
+            target = f"service={env['PGSERVICE']} dbname={dbname} user={login}"
+        else:
+            target = describe_target(env.get("PGHOST"), env.get("PGPORT"), dbname, login)
+        reason = redact(classify(exc, login, dbname).message, [env.get("PGPASSWORD")])
         print(f"where: {target}: cannot connect: {reason}", file=sys.stderr)
         return 1
     try:

@@ -12,14 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from conftest import free_port
+
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 OS_USER = "postgres"  # pgbouncer refuses to run as root
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PgBouncer:
@@ -30,7 +26,7 @@ class PgBouncer:
 
     def __init__(self, cluster, users, pool_mode="transaction", **settings):
         self.cluster = cluster
-        self.port = _free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="jr-bouncer-"))
         self.users = dict(users)
         self.settings = {

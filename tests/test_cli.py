@@ -126,9 +126,21 @@ def test_run_with_the_database_down_finishes_and_says_what_waits_in_the_spool(cl
                       str(task_id), "--workdir", str(demo_copy), extra_env={"PGHOST": str(tmp_path)})
     assert result.returncode == 0, "every step succeeded: the records waiting in the spool are only a warning"
     assert f"task {task_id}: done; ran 3, skipped 0 already done" in result.stdout
-    assert f"6 wait in the spool {spool_path}: run 'jr-steps replay' once it is back" in result.stderr
+    assert f"6 records wait in the spool {spool_path}, not yet in the ledger: database unavailable (" in result.stderr
+    assert "Run 'jr-steps replay' once that is resolved." in result.stderr
     replay = jr_steps(cluster, ledger_db, "--spool", str(spool_path), "replay")
     assert replay.returncode == 0 and "recorded 6" in replay.stdout
+
+
+def test_run_on_a_database_without_the_ledger_says_so_not_that_the_database_is_down(cluster, fresh_db, demo_copy,
+                                                                                    spool_path, task_id):
+    (demo_copy / ".service-ready").touch()
+    result = jr_steps(cluster, fresh_db, "--spool", str(spool_path), "run", str(DEMO_TASK), "--task-id",
+                      str(task_id), "--workdir", str(demo_copy))
+    assert result.returncode == 0, result.stderr
+    assert f"6 records wait in the spool {spool_path}" in result.stderr
+    assert f"the ledger is not installed in database '{fresh_db}'" in result.stderr
+    assert "run make migrate" in result.stderr and "database unavailable" not in result.stderr
 
 
 def test_a_malformed_dsn_never_reaches_the_output(cluster, ledger_db):

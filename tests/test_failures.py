@@ -124,6 +124,8 @@ CASES = [
      ["the DSN is malformed", "fix the DSN"]),
     ("an unknown connection option", client(psycopg2.ProgrammingError, 'invalid dsn: invalid connection option '
      '"hots"'), "configuration", ["cannot work", "hots", "fix db_config"]),
+    ("an unknown PGSERVICE", client(psycopg2.OperationalError, 'definition of service "ledgr" not found'),
+     "configuration", ["cannot work", "ledgr"]),
     # the call's own bad input: rejected, never retried
     ("22023 invalid_parameter_value", server("22023", "execution_result must be pending, success or failed"),
      "bad_input", ["execution_result must be"]),

@@ -6,13 +6,12 @@ bluefin."""
 import re
 import threading
 import uuid
-from pathlib import Path
 
 import psycopg2
 import pytest
 from pgbouncer import PgBouncer
+from test_migrate import MIGRATIONS
 
-MIGRATIONS = sorted(p.name for p in (Path(__file__).resolve().parent.parent / "db" / "migrations").glob("*.sql"))
 LOGIN, PASSWORD = "jr_bouncer_login", "pw-bouncer " + uuid.uuid4().hex[:8]
 
 

@@ -12,7 +12,7 @@ from conftest import APP_PASSWORD
 from jr_step_rewards import StepRecorder
 from jr_step_rewards.records import StepEvent
 from jr_step_rewards.spool import Spool
-from pgcluster import LIBPQ_VARS, run_make
+from pgcluster import LIBPQ_VARS, MIGRATE, run_make
 
 WRONG = "Wr0ng-Secret zq9xv7"
 
@@ -55,12 +55,20 @@ def test_no_password_in_recorder_warnings(cluster, ledger_db, spool_path, caplog
     assert secrets_in(text, WRONG) == []
 
 
-def test_no_password_from_make_migrate_or_make_where(cluster, ledger_db):
+def test_no_password_from_make_migrate_make_where_or_migrate_itself(cluster, ledger_db):
+    wrong = {"PGHOST": "127.0.0.1", "PGPORT": str(cluster.port), "PGUSER": "jr_app", "PGDATABASE": ledger_db,
+             "PGPASSWORD": WRONG}
     for target in ("migrate", "where"):
-        result = run_make(target, PGHOST="127.0.0.1", PGPORT=str(cluster.port), PGUSER="jr_app",
-                          PGDATABASE=ledger_db, PGPASSWORD=WRONG)
+        result = run_make(target, **wrong)
+        assert result.returncode != 0
+        assert "cannot connect" in result.stderr and "password authentication failed" in result.stderr, result.stderr
         assert secrets_in(result.stdout + result.stderr, WRONG) == [], result.stderr
-    assert "password authentication failed" in result.stderr or target == "where"
+    # make runs where.py first; migrate.py's own connection error, without it:
+    direct = subprocess.run([sys.executable, str(MIGRATE)], env={**cluster.env(ledger_db), **wrong},
+                            capture_output=True, text=True, timeout=60)
+    assert direct.returncode == 1
+    assert direct.stderr.startswith("migrate: cannot connect: the server refused login 'jr_app'"), direct.stderr
+    assert secrets_in(direct.stdout + direct.stderr, WRONG) == []
 
 
 def test_no_password_in_the_server_log(cluster, ledger_db):

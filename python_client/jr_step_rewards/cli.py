@@ -45,9 +45,10 @@ def cmd_run(args):
     print(f"task {args.task_id}: {len(steps)} steps from {args.file}, in {executor.workdir}")
     summary = executor.run_task(args.task_id, steps)
     recorder = executor.step_recorder
-    waiting = 0
-    if not recorder.spool.is_empty():  # the database was away: one more try to deliver now
-        waiting = recorder.replay(timeout=recorder.deadline)["remaining"]
+    waiting, why = 0, None
+    if not recorder.spool.is_empty():  # the database could not take them: one more try to deliver now
+        counts = recorder.replay(timeout=recorder.deadline)
+        waiting, why = counts["remaining"], counts["error"] or "the last try ran out of time"
     recorder.close()
     if summary.failed:
         print(f"task {args.task_id}: step {summary.failed[0]} failed; ran {len(summary.ran)}, "
@@ -55,8 +56,8 @@ def cmd_run(args):
     else:
         print(f"task {args.task_id}: done; ran {len(summary.ran)}, skipped {len(summary.skipped)} already done")
     if waiting:
-        print(f"jr-steps run: the database could not take every record; {waiting} wait in the spool "
-              f"{recorder.spool.path}: run 'jr-steps replay' once it is back", file=sys.stderr)
+        print(f"jr-steps run: {waiting} records wait in the spool {recorder.spool.path}, not yet in the ledger: "
+              f"{why}. Run 'jr-steps replay' once that is resolved.", file=sys.stderr)
     return 1 if summary.failed else 0
 
 

@@ -94,7 +94,8 @@ _TEXT_KINDS = [
     (r'role "[^"]*" does not exist|no such user', "login_refused"),
     (r'database "[^"]*" does not exist|no such database', "login_refused"),
     (r"permission denied for database|does not have CONNECT privilege", "login_refused"),
-    (r"invalid dsn|invalid connection option|invalid \w+ value", "configuration"),
+    (r"invalid dsn|invalid connection option|invalid \w+ value|definition of service \"[^\"]*\" not found",
+     "configuration"),
     (r"can't adapt", "bad_input"),
 ]
 
