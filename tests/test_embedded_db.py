@@ -177,3 +177,15 @@ def test_make_pgtap_says_what_a_dba_must_do_when_pgtap_cannot_be_loaded(cluster,
     assert result.returncode != 0
     assert f"GRANT CREATE ON DATABASE {db} TO {login}" in result.stderr
     assert "Dubious" not in result.stdout + result.stderr
+
+
+def test_make_pgtap_stops_at_once_when_the_roles_it_tests_do_not_exist(bare_cluster):
+    c = bare_cluster
+    c.admin("CREATE ROLE lone_owner LOGIN")
+    db = c.create_database(owner="lone_owner")
+    assert c.migrate(db, user="lone_owner").returncode == 0  # it may not create the roles
+    result = make("pgtap", **{k: v for k, v in c.env(db, "lone_owner").items() if k.startswith("PG")})
+    assert result.returncode != 0
+    assert "pgtap: the roles jr_executor and jr_reader do not exist" in result.stderr
+    assert "CREATE ROLE jr_executor NOLOGIN" in result.stderr
+    assert "Dubious" not in result.stdout + result.stderr and "db/tests/" not in result.stdout

@@ -18,7 +18,8 @@ from pgcluster import LIBPQ_VARS, REPO
 from test_faults import lock_fault, slow_statement_fault
 
 APP, READER = "jr_pgb_app", "jr_pgb_reader"
-PASSWORDS = {APP: "pgb-App pw 1!", READER: "pgb-Reader pw 2!"}
+# postgres reaches the cluster through PgBouncer with this password, for make pgtap.
+PASSWORDS = {APP: "pgb-App pw 1!", READER: "pgb-Reader pw 2!", "postgres": "pgb-Admin pw 3!"}
 DEMO_TASK = REPO / "examples" / "demo" / "task.md"
 
 
@@ -150,6 +151,15 @@ def test_every_jr_steps_command_works_through_pgbouncer(ledger, tmp_path):
     assert replayed.returncode == 0, replayed.stderr
     assert f"spool {spool}: recorded 1, stale 0, duplicate 0, rejected 0, remaining 0" in replayed.stdout
     assert ledger.sql("SELECT count(*) FROM jr_step_rewards WHERE task_id = %s", (task_id,)) == [(4,)]
+
+
+def test_make_pgtap_runs_through_pgbouncer(ledger):
+    env = dict(ledger.cli_env(), PGUSER="postgres", PGPASSWORD=PASSWORDS["postgres"])
+    result = subprocess.run([str(REPO / "scripts" / "on-database"), "target", str(REPO / "scripts" / "pgtap.sh")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith(f"where: host=127.0.0.1 port={ledger.bouncer.port} dbname={ledger.db} ")
+    assert "All tests successful." in result.stdout and "Result: PASS" in result.stdout
 
 
 def test_fault_4_a_lock_held_on_the_steps_row_ends_on_the_server_too(ledger, tmp_path):
