@@ -1,6 +1,7 @@
 """scripts/setup.sh: a remote target gets a client's tools only, and a user who is not root is told
 in one line what to install."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -18,21 +19,36 @@ def test_a_remote_target_sets_up_a_client_not_a_server():
     assert "scripts/setup.sh embedded" in run_make("-n", "migrate").stdout
 
 
+@contextlib.contextmanager
+def open_folder():
+    """A folder anyone can read, holding a copy of scripts/setup.sh: a checkout under /root is
+    closed to the user the tests act as."""
+    folder = Path(tempfile.mkdtemp(prefix="jr-setup-"))
+    os.chmod(folder, 0o755)
+    (folder / "scripts").mkdir()
+    shutil.copy(REPO / "scripts" / "setup.sh", folder / "scripts")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def setup_sh(folder, mode, *, user=None, **env):
+    command = [str(folder / "scripts" / "setup.sh"), mode]
+    if user:
+        command = ["/usr/sbin/runuser", "-u", user, "--", *command]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
 def test_without_root_missing_client_packages_are_named_in_one_line():
-    # A PATH with every command of this machine but psql and pg_prove, in a folder anyone can read.
-    bin_dir = Path(tempfile.mkdtemp(prefix="jr-path-"))
-    os.chmod(bin_dir, 0o755)
-    for tool in Path("/usr/bin").iterdir():
-        if tool.name not in ("psql", "pg_prove"):
-            (bin_dir / tool.name).symlink_to(tool)
-    # The script too: a checkout under /root is closed to nobody.
-    (bin_dir / "scripts").mkdir()
-    shutil.copy(REPO / "scripts" / "setup.sh", bin_dir / "scripts")
-    try:
-        result = run_as_nobody(bin_dir)
-    finally:
-        shutil.rmtree(bin_dir)
+    with open_folder() as folder:
+        # A PATH with every command of this machine but psql and pg_prove.
+        (folder / "bin").mkdir()
+        for tool in Path("/usr/bin").iterdir():
+            if tool.name not in ("psql", "pg_prove"):
+                (folder / "bin" / tool.name).symlink_to(tool)
+        result = setup_sh(folder, "client", user="nobody", PATH=str(folder / "bin"), HOME="/nonexistent")
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
@@ -40,17 +56,9 @@ def test_without_root_missing_client_packages_are_named_in_one_line():
         "install them with: sudo apt-get install postgresql-client libtap-parser-sourcehandler-pgtap-perl"]
 
 
-def run_as_nobody(bin_dir):
-    return subprocess.run(["/usr/sbin/runuser", "-u", "nobody", "--", str(bin_dir / "scripts" / "setup.sh"), "client"],
-                          env={"PATH": str(bin_dir), "HOME": "/nonexistent"}, capture_output=True, text=True,
-                          timeout=60)
-
-
 def pgtap_script(*, user=None, **env):
-    command = [str(REPO / "scripts" / "setup.sh"), "pgtap-script"]
-    if user:
-        command = ["/usr/sbin/runuser", "-u", user, "--", *command]
-    return subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    with open_folder() as folder:
+        return setup_sh(folder, "pgtap-script", user=user, **{**os.environ, **env})
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a fresh download as root")
