@@ -1,5 +1,6 @@
 -- Who may do what; re-applied by every `make migrate`, after the functions, in their transaction.
---   jr_executor (NOLOGIN): EXECUTE on the write and check functions, no table privileges.
+--   jr_executor (NOLOGIN): EXECUTE on the write and check functions (begin_step, record_step,
+--                          step_succeeded, set_step_reward, record_exploration), no table privileges.
 --   jr_reader   (NOLOGIN): SELECT on the ledger's tables and views, nothing else.
 --   prune_step_attempts and the helpers (jr_step_content_hash, jr_elide_middle): the owner only.
 --   PUBLIC: nothing (each function file revokes its default EXECUTE).
@@ -35,7 +36,8 @@ BEGIN
                              WHERE p.pronamespace = 'public'::regnamespace
                                AND pg_catalog.has_function_privilege('jr_executor', p.oid, 'EXECUTE'));
         GRANT EXECUTE ON FUNCTION
-            public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text),
+            public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text, text),
+            public.begin_step(integer, integer, text, text, text, integer, timestamptz, uuid, text),
             public.step_succeeded(integer, integer, text),
             public.set_step_reward(integer, integer, double precision, text, text),
             public.record_exploration(text, text, double precision, double precision, text)
@@ -54,7 +56,7 @@ BEGIN
                              WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
                                AND pg_catalog.has_table_privilege('jr_reader', c.oid, 'SELECT'));
         GRANT SELECT ON TABLE public.jr_step_rewards, public.jr_step_attempts, public.jr_exploration_log,
-            public.jr_step_type_stats, public.jr_task_progress, public.jr_retry_effectiveness,
+            public.jr_step_definition_successes, public.jr_step_type_stats, public.jr_task_progress, public.jr_retry_effectiveness,
             public.jr_failure_hot_spots
         TO jr_reader;
         SELECT pg_catalog.string_agg(c.relname, ', ' ORDER BY c.relname) INTO gained

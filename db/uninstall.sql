@@ -9,7 +9,8 @@ DROP VIEW IF EXISTS public.jr_step_type_stats, public.jr_task_progress, public.j
     public.jr_failure_hot_spots;
 
 DROP FUNCTION IF EXISTS
-    public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text),
+    public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text, text),
+    public.begin_step(integer, integer, text, text, text, integer, timestamptz, uuid, text),
     public.step_succeeded(integer, integer, text),
     public.set_step_reward(integer, integer, double precision, text, text),
     public.record_exploration(text, text, double precision, double precision, text),
@@ -18,7 +19,7 @@ DROP FUNCTION IF EXISTS
     public.jr_elide_middle(text, integer);
 
 DROP TABLE IF EXISTS public.jr_step_attempts, public.jr_step_rewards, public.jr_exploration_log,
-    public.jr_schema_migrations;
+    public.jr_step_definition_successes, public.jr_schema_migrations;
 
 -- A role goes only when nothing uses it any more: no member logins, no privileges or objects left
 -- in any database of the cluster. Otherwise it stays, and a NOTICE says why.

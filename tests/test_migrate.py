@@ -318,13 +318,14 @@ def test_without_createrole_migrate_succeeds_and_says_what_a_dba_must_run(bare_c
     result = c.migrate(db, user="migrator")
     assert result.returncode == 0, result.stderr
     assert "does not exist" not in result.stdout
-    assert ("granted jr_executor: EXECUTE on record_exploration, record_step, set_step_reward, step_succeeded"
-            in result.stdout)
+    assert ("granted jr_executor: EXECUTE on begin_step, record_exploration, record_step, set_step_reward,"
+            " step_succeeded" in result.stdout)
     assert ("granted jr_reader: SELECT on jr_exploration_log, jr_failure_hot_spots, jr_retry_effectiveness,"
-            " jr_step_attempts, jr_step_rewards, jr_step_type_stats, jr_task_progress") in result.stdout
+            " jr_step_attempts, jr_step_definition_successes, jr_step_rewards, jr_step_type_stats, jr_task_progress"
+            in result.stdout)
     assert c.admin(
         "SELECT has_function_privilege('jr_executor', 'record_step(integer, integer, text, text, text, integer, text,"
-        " timestamptz, uuid, text)', 'EXECUTE'), has_table_privilege('jr_reader', 'jr_step_rewards', 'SELECT'),"
+        " timestamptz, uuid, text, text)', 'EXECUTE'), has_table_privilege('jr_reader', 'jr_step_rewards', 'SELECT'),"
         " has_table_privilege('jr_executor', 'jr_step_rewards', 'SELECT')", dbname=db) == [(True, True, False)]
 
     # Granted once: the next run has nothing to say about it.

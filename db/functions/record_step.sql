@@ -4,7 +4,9 @@
 --   * writes the step's current state in jr_step_rewards unless that state comes from a newer event
 --     ('stale': history and attempts counted, state untouched), else 'recorded'; an event time in
 --     the future counts as now;
---   * stores step_content_hash as the seed's Python computed it, from the full target path.
+--   * stores step_content_hash as the seed's Python computed it, from the full target path, and the
+--     client's step_definition_hash; a success of a definition is counted in
+--     jr_step_definition_successes, which begin_step reads.
 -- A pending marker opens an attempt; an outcome (success, failed) closes it and counts it in
 -- attempts, and a failure in failed_attempts too.
 CREATE OR REPLACE FUNCTION public.record_step(
@@ -17,7 +19,8 @@ CREATE OR REPLACE FUNCTION public.record_step(
     error_detail text DEFAULT NULL,
     recorded_at timestamptz DEFAULT NULL,
     event_id uuid DEFAULT NULL,
-    executor text DEFAULT NULL
+    executor text DEFAULT NULL,
+    step_definition_hash text DEFAULT NULL
 )
 RETURNS text
 LANGUAGE plpgsql
@@ -73,6 +76,11 @@ BEGIN
                 quote_literal(public.jr_elide_middle(record_step.execution_result, 80))
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF record_step.step_definition_hash !~ '^[0-9a-f]{64}$' THEN
+        RAISE EXCEPTION 'record_step: step_definition_hash must be 64 lowercase hex digits (a SHA-256), got %',
+                quote_literal(public.jr_elide_middle(record_step.step_definition_hash, 80))
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF btrim(record_step.step_type) = '' THEN
         RAISE EXCEPTION 'record_step: step_type must not be empty'
             USING ERRCODE = 'invalid_parameter_value';
@@ -92,12 +100,12 @@ BEGIN
     -- the same statement, and checked after the write below.
     INSERT INTO public.jr_step_attempts AS a (
         event_id, task_id, step_number, attempt_number, step_type, target_file, step_content_hash,
-        execution_result, execution_time_ms, error_detail, executor, recorded_at)
+        step_definition_hash, execution_result, execution_time_ms, error_detail, executor, recorded_at)
     VALUES (
         coalesce(record_step.event_id, gen_random_uuid()), record_step.task_id, record_step.step_number,
         coalesce((SELECT r.attempts FROM public.jr_step_rewards r
                   WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number), 0) + 1,
-        record_step.step_type, stored_target, content_hash,
+        record_step.step_type, stored_target, content_hash, record_step.step_definition_hash,
         record_step.execution_result, record_step.execution_time_ms, stored_error,
         coalesce(public.jr_elide_middle(record_step.executor, executor_max), session_user), event_time)
     ON CONFLICT ON CONSTRAINT jr_step_attempts_event_id_key DO NOTHING
@@ -125,6 +133,7 @@ BEGIN
         SET step_type = record_step.step_type,
             target_file = stored_target,
             step_content_hash = content_hash,
+            step_definition_hash = record_step.step_definition_hash,
             execution_result = record_step.execution_result,
             execution_time_ms = record_step.execution_time_ms,
             error_detail = stored_error,
@@ -141,12 +150,12 @@ BEGIN
         END IF;
 
         INSERT INTO public.jr_step_rewards AS r (
-            task_id, step_number, step_type, target_file, step_content_hash, execution_result,
-            execution_time_ms, error_detail, attempts, failed_attempts, last_event_at)
+            task_id, step_number, step_type, target_file, step_content_hash, step_definition_hash,
+            execution_result, execution_time_ms, error_detail, attempts, failed_attempts, last_event_at)
         VALUES (
             record_step.task_id, record_step.step_number, record_step.step_type, stored_target,
-            content_hash, record_step.execution_result, record_step.execution_time_ms, stored_error,
-            counts, counts_failed, event_time)
+            content_hash, record_step.step_definition_hash, record_step.execution_result,
+            record_step.execution_time_ms, stored_error, counts, counts_failed, event_time)
         ON CONFLICT ON CONSTRAINT jr_step_rewards_task_id_step_number_key DO NOTHING
         RETURNING r.attempts INTO attempts_after;
         IF FOUND THEN
@@ -166,6 +175,14 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- Every success of a definition counts, a stale one too: it happened. A duplicate never gets here.
+    IF record_step.execution_result = 'success' AND record_step.step_definition_hash IS NOT NULL THEN
+        INSERT INTO public.jr_step_definition_successes AS s (task_id, step_definition_hash, successes, last_success_at)
+        VALUES (record_step.task_id, record_step.step_definition_hash, 1, event_time)
+        ON CONFLICT ON CONSTRAINT jr_step_definition_successes_pkey DO UPDATE
+        SET successes = s.successes + 1, last_success_at = greatest(s.last_success_at, excluded.last_success_at);
+    END IF;
+
     -- Only when a concurrent event of the same step got in between the read above and the write.
     IF attempts_after + 1 - counts <> history_attempt THEN
         UPDATE public.jr_step_attempts AS a
@@ -176,7 +193,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text) IS
+COMMENT ON FUNCTION public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text, text) IS
     'Records one step event (pending, success or failed): appends it to jr_step_attempts once per event_id and updates jr_step_rewards unless a newer event already did. Returns recorded, stale or duplicate.';
 
-REVOKE ALL ON FUNCTION public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text, text) FROM PUBLIC;

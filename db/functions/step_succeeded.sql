@@ -1,6 +1,7 @@
 -- step_succeeded(task_id, step_number, step_content_hash): the retry check. True only when the
 -- step's current result is success and, when a hash is given, the stored hash equals it, so a step
--- whose definition changed does not count as done. Reads one row through the unique index.
+-- whose definition changed does not count as done. Reads one row by its key, and only the key is
+-- in the WHERE clause, so only the unique (task_id, step_number) index fits it, whatever the statistics.
 CREATE OR REPLACE FUNCTION public.step_succeeded(
     task_id integer,
     step_number integer,
@@ -12,19 +13,21 @@ STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    current_result text;
+    stored_hash text;
 BEGIN
     IF step_succeeded.task_id IS NULL OR step_succeeded.step_number IS NULL THEN
         RAISE EXCEPTION 'step_succeeded: % must not be NULL',
                 CASE WHEN step_succeeded.task_id IS NULL THEN 'task_id' ELSE 'step_number' END
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    RETURN EXISTS (
-        SELECT
-        FROM public.jr_step_rewards r
-        WHERE r.task_id = step_succeeded.task_id
-          AND r.step_number = step_succeeded.step_number
-          AND r.execution_result = 'success'
-          AND (step_succeeded.step_content_hash IS NULL OR r.step_content_hash = step_succeeded.step_content_hash));
+    SELECT r.execution_result, r.step_content_hash INTO current_result, stored_hash
+    FROM public.jr_step_rewards r
+    WHERE r.task_id = step_succeeded.task_id AND r.step_number = step_succeeded.step_number;
+    RETURN coalesce(current_result = 'success'
+                    AND (step_succeeded.step_content_hash IS NULL OR stored_hash = step_succeeded.step_content_hash),
+                    false);
 END
 $$;
 

@@ -43,8 +43,9 @@ SELECT results_eq(
         ('updated_at', 'timestamp without time zone', 'now()', false),
         ('attempts', 'integer', '0', true),
         ('last_event_at', 'timestamp with time zone', 'now()', true),
-        ('failed_attempts', 'integer', '0', true)$$,
-    'jr_step_rewards: the seed''s columns, types and defaults in the seed''s order, then attempts, last_event_at and failed_attempts');
+        ('failed_attempts', 'integer', '0', true),
+        ('step_definition_hash', 'character varying(64)', NULL, false)$$,
+    'jr_step_rewards: the seed''s columns, types and defaults in the seed''s order, then attempts, last_event_at, failed_attempts and step_definition_hash');
 
 SELECT results_eq(
     $$SELECT column_name, column_type, column_default, not_null FROM project_columns
@@ -76,8 +77,9 @@ SELECT results_eq(
         ('error_detail', 'text', NULL, false),
         ('executor', 'text', NULL, false),
         ('recorded_at', 'timestamp with time zone', NULL, true),
-        ('received_at', 'timestamp with time zone', 'now()', true)$$,
-    'jr_step_attempts: task, step, attempt, type, target, hash, result, time, error, executor, event id and times');
+        ('received_at', 'timestamp with time zone', 'now()', true),
+        ('step_definition_hash', 'character varying(64)', NULL, false)$$,
+    'jr_step_attempts: task, step, attempt, type, target, hash, result, time, error, executor, event id, times and definition');
 
 SELECT has_pk('public', 'jr_step_rewards', 'jr_step_rewards has a primary key');
 SELECT col_is_unique('public', 'jr_step_rewards', ARRAY['task_id', 'step_number'],
@@ -127,15 +129,15 @@ SELECT c.oid, c.relname::text COLLATE "default" AS name
 FROM pg_class c
 WHERE c.relnamespace = 'public'::regnamespace
   AND c.relname IN ('jr_step_rewards', 'jr_exploration_log', 'jr_step_attempts', 'jr_schema_migrations',
-                    'jr_step_type_stats', 'jr_task_progress', 'jr_retry_effectiveness', 'jr_failure_hot_spots');
+                    'jr_step_definition_successes', 'jr_step_type_stats', 'jr_task_progress', 'jr_retry_effectiveness', 'jr_failure_hot_spots');
 CREATE TEMP VIEW project_functions AS
 SELECT p.oid
 FROM pg_proc p
 WHERE p.pronamespace = 'public'::regnamespace
-  AND p.proname IN ('record_step', 'step_succeeded', 'set_step_reward', 'record_exploration', 'prune_step_attempts',
+  AND p.proname IN ('begin_step', 'record_step', 'step_succeeded', 'set_step_reward', 'record_exploration', 'prune_step_attempts',
                     'jr_step_content_hash', 'jr_elide_middle');
 
-SELECT is((SELECT count(*)::int FROM project_relations), 8, 'the project has 4 tables and 4 views');
+SELECT is((SELECT count(*)::int FROM project_relations), 9, 'the project has 5 tables and 4 views');
 SELECT is_empty(
     $$SELECT r.name || '.' || a.attname FROM project_relations r
       JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -144,7 +146,7 @@ SELECT is_empty(
 SELECT is_empty(
     $$SELECT name FROM project_relations WHERE obj_description(oid, 'pg_class') IS NULL$$,
     'every project table and view has a comment');
-SELECT is((SELECT count(*)::int FROM project_functions), 7, 'the project has 7 functions');
+SELECT is((SELECT count(*)::int FROM project_functions), 8, 'the project has 8 functions');
 SELECT is_empty(
     $$SELECT oid::regprocedure::text FROM project_functions WHERE obj_description(oid, 'pg_proc') IS NULL$$,
     'every project function has a comment');
@@ -153,7 +155,7 @@ SELECT results_eq(
     $$SELECT version, name FROM public.jr_schema_migrations ORDER BY version$$,
     $$VALUES (1, '0001_seed_schema.sql'), (2, '0002_step_attempts.sql'), (3, '0003_step_rewards_tracking.sql'),
              (4, '0004_rewards_and_exploration.sql'), (5, '0005_history_retention_index.sql'),
-             (6, '0006_attempt_number_is_arrival_order.sql')$$,
+             (6, '0006_attempt_number_is_arrival_order.sql'), (7, '0007_step_definitions.sql')$$,
     'the migration ledger lists every migration, starting from the seed''s baseline');
 SELECT is_empty(
     $$SELECT name FROM public.jr_schema_migrations WHERE checksum !~ '^[0-9a-f]{64}$'$$,

@@ -3,27 +3,38 @@
 BEGIN;
 SET LOCAL client_min_messages = warning;
 \ir load_pgtap.psql
-SELECT plan(41);
+SELECT plan(49);
 
 SELECT has_function('public', 'record_step',
-    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text'],
-    'record_step has the contract''s ten parameters');
+    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text', 'text'],
+    'record_step has the contract''s eleven parameters');
 SELECT has_function('public', 'step_succeeded', ARRAY['integer', 'integer', 'text'],
     'step_succeeded(integer, integer, text) exists');
 SELECT function_returns('public', 'record_step',
-    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text'],
+    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text', 'text'],
     'text', 'record_step returns text (recorded, stale or duplicate)');
 SELECT function_returns('public', 'step_succeeded', ARRAY['integer', 'integer', 'text'], 'boolean',
     'step_succeeded returns boolean');
 
 SELECT is(
-    (SELECT proargnames FROM pg_proc WHERE oid = 'public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text)'::regprocedure),
+    (SELECT proargnames FROM pg_proc WHERE oid = 'public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text, text)'::regprocedure),
     ARRAY['task_id', 'step_number', 'step_type', 'target_file', 'execution_result', 'execution_time_ms',
-          'error_detail', 'recorded_at', 'event_id', 'executor']::text[],
+          'error_detail', 'recorded_at', 'event_id', 'executor', 'step_definition_hash']::text[],
     'record_step''s parameter names and order are the contract');
 SELECT is(
-    (SELECT pronargdefaults::int FROM pg_proc WHERE oid = 'public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text)'::regprocedure),
-    4, 'record_step: error_detail, recorded_at, event_id and executor default to NULL');
+    (SELECT pronargdefaults::int FROM pg_proc WHERE oid = 'public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text, text)'::regprocedure),
+    5, 'record_step: error_detail, recorded_at, event_id, executor and step_definition_hash default to NULL');
+SELECT is(
+    (SELECT proargnames FROM pg_proc WHERE oid = 'public.begin_step(integer, integer, text, text, text, integer, timestamptz, uuid, text)'::regprocedure),
+    ARRAY['task_id', 'step_number', 'step_type', 'target_file', 'step_definition_hash', 'occurrence', 'recorded_at',
+          'event_id', 'executor']::text[],
+    'begin_step''s parameter names and order are the contract');
+SELECT function_returns('public', 'begin_step',
+    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'timestamp with time zone', 'uuid', 'text'],
+    'text', 'begin_step returns text (run or skip)');
+SELECT is_definer('public', 'begin_step',
+    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'timestamp with time zone', 'uuid', 'text'],
+    'begin_step is SECURITY DEFINER');
 SELECT is(
     (SELECT proargnames FROM pg_proc WHERE oid = 'public.step_succeeded(integer, integer, text)'::regprocedure),
     ARRAY['task_id', 'step_number', 'step_content_hash']::text[],
@@ -33,12 +44,12 @@ SELECT is(
     1, 'step_succeeded: step_content_hash defaults to NULL');
 
 SELECT is_definer('public', 'record_step',
-    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text'],
+    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text', 'text'],
     'record_step is SECURITY DEFINER');
 SELECT is_definer('public', 'step_succeeded', ARRAY['integer', 'integer', 'text'], 'step_succeeded is SECURITY DEFINER');
 SELECT volatility_is('public', 'step_succeeded', ARRAY['integer', 'integer', 'text'], 'stable', 'step_succeeded is STABLE');
 SELECT volatility_is('public', 'record_step',
-    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text'],
+    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text', 'text'],
     'volatile', 'record_step is VOLATILE');
 SELECT volatility_is('public', 'jr_step_content_hash', ARRAY['integer', 'integer', 'text', 'text'], 'immutable',
     'jr_step_content_hash is IMMUTABLE');
@@ -46,17 +57,22 @@ SELECT volatility_is('public', 'jr_step_content_hash', ARRAY['integer', 'integer
 SELECT is_empty(
     $$SELECT oid::regprocedure::text FROM pg_proc
       WHERE pronamespace = 'public'::regnamespace
-        AND proname IN ('record_step', 'step_succeeded', 'set_step_reward', 'record_exploration', 'prune_step_attempts',
+        AND proname IN ('begin_step', 'record_step', 'step_succeeded', 'set_step_reward', 'record_exploration', 'prune_step_attempts',
                         'jr_step_content_hash', 'jr_elide_middle')
         AND proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']$$,
     'every project function pins search_path to pg_catalog, then pg_temp last');
 
 -- PUBLIC has nothing.
 SELECT function_privs_are('public', 'record_step',
-    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text'],
+    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text', 'text'],
     'public', ARRAY[]::text[], 'PUBLIC may not execute record_step');
 SELECT function_privs_are('public', 'step_succeeded', ARRAY['integer', 'integer', 'text'], 'public', ARRAY[]::text[],
     'PUBLIC may not execute step_succeeded');
+SELECT function_privs_are('public', 'begin_step',
+    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'timestamp with time zone', 'uuid', 'text'],
+    'public', ARRAY[]::text[], 'PUBLIC may not execute begin_step');
+SELECT table_privs_are('public', 'jr_step_definition_successes', 'public', ARRAY[]::text[],
+    'PUBLIC has no privilege on jr_step_definition_successes');
 SELECT function_privs_are('public', 'jr_step_content_hash', ARRAY['integer', 'integer', 'text', 'text'],
     'public', ARRAY[]::text[], 'PUBLIC may not execute jr_step_content_hash');
 SELECT function_privs_are('public', 'jr_elide_middle', ARRAY['text', 'integer'], 'public', ARRAY[]::text[],
@@ -69,10 +85,15 @@ SELECT table_privs_are('public', 'jr_exploration_log', 'public', ARRAY[]::text[]
 SELECT has_role('jr_executor', 'role jr_executor exists');
 SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'jr_executor'), false, 'jr_executor is NOLOGIN');
 SELECT function_privs_are('public', 'record_step',
-    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text'],
+    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text', 'text'],
     'jr_executor', ARRAY['EXECUTE'], 'jr_executor may execute record_step');
 SELECT function_privs_are('public', 'step_succeeded', ARRAY['integer', 'integer', 'text'], 'jr_executor', ARRAY['EXECUTE'],
     'jr_executor may execute step_succeeded');
+SELECT function_privs_are('public', 'begin_step',
+    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'timestamp with time zone', 'uuid', 'text'],
+    'jr_executor', ARRAY['EXECUTE'], 'jr_executor may execute begin_step');
+SELECT table_privs_are('public', 'jr_step_definition_successes', 'jr_executor', ARRAY[]::text[],
+    'jr_executor has no privilege on jr_step_definition_successes');
 SELECT table_privs_are('public', 'jr_step_rewards', 'jr_executor', ARRAY[]::text[], 'jr_executor has no privilege on jr_step_rewards');
 SELECT table_privs_are('public', 'jr_step_attempts', 'jr_executor', ARRAY[]::text[], 'jr_executor has no privilege on jr_step_attempts');
 
@@ -82,8 +103,10 @@ SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'jr_reader'), false,
 SELECT table_privs_are('public', 'jr_step_rewards', 'jr_reader', ARRAY['SELECT'], 'jr_reader may only SELECT jr_step_rewards');
 SELECT table_privs_are('public', 'jr_step_attempts', 'jr_reader', ARRAY['SELECT'], 'jr_reader may only SELECT jr_step_attempts');
 SELECT table_privs_are('public', 'jr_exploration_log', 'jr_reader', ARRAY['SELECT'], 'jr_reader may only SELECT jr_exploration_log');
+SELECT table_privs_are('public', 'jr_step_definition_successes', 'jr_reader', ARRAY['SELECT'],
+    'jr_reader may only SELECT jr_step_definition_successes');
 SELECT function_privs_are('public', 'record_step',
-    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text'],
+    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text', 'text'],
     'jr_reader', ARRAY[]::text[], 'jr_reader may not execute record_step');
 
 -- The same, acted out. SET ROLE needs membership: a tester who lacks it skips these.

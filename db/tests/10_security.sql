@@ -8,11 +8,12 @@ SELECT plan(30);
 
 CREATE TEMP TABLE project_relations (name text);
 INSERT INTO project_relations VALUES ('jr_step_rewards'), ('jr_step_attempts'), ('jr_exploration_log'),
-    ('jr_schema_migrations'), ('jr_step_type_stats'), ('jr_task_progress'), ('jr_retry_effectiveness'),
+    ('jr_schema_migrations'), ('jr_step_definition_successes'), ('jr_step_type_stats'), ('jr_task_progress'), ('jr_retry_effectiveness'),
     ('jr_failure_hot_spots');
 CREATE TEMP TABLE write_functions (signature text);
 INSERT INTO write_functions VALUES
-    ('public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text)'),
+    ('public.record_step(integer, integer, text, text, text, integer, text, timestamptz, uuid, text, text)'),
+    ('public.begin_step(integer, integer, text, text, text, integer, timestamptz, uuid, text)'),
     ('public.set_step_reward(integer, integer, double precision, text, text)'),
     ('public.record_exploration(text, text, double precision, double precision, text)'),
     ('public.prune_step_attempts(interval, integer)');
@@ -33,7 +34,7 @@ SELECT is_empty(
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
       WHERE p.pronamespace = 'public'::regnamespace
-        AND p.proname IN ('record_step', 'step_succeeded', 'set_step_reward', 'record_exploration',
+        AND p.proname IN ('begin_step', 'record_step', 'step_succeeded', 'set_step_reward', 'record_exploration',
                           'prune_step_attempts', 'jr_step_content_hash', 'jr_elide_middle')
         AND a.grantee = 0$$,
     'PUBLIC may execute no project function');
