@@ -46,6 +46,9 @@ class TimedRecorder(StepRecorder):
     def step_succeeded(self, *args):
         return self._timed(super().step_succeeded, *args)
 
+    def begin_step(self, *args):
+        return self._timed(super().begin_step, *args)
+
 
 class FaultEnv:
     """A cluster of the faults' own (they stop and restart it), a migrated ledger and a login that

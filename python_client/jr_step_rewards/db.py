@@ -4,7 +4,9 @@ It raises whatever psycopg2 raises; resilience lives in recorder.py."""
 # Named notation in SQL, values passed in order: the hot calls, kept short (make bench measures them).
 RECORD_STEP = """SELECT public.record_step(task_id => %s, step_number => %s, step_type => %s, target_file => %s,
     execution_result => %s, execution_time_ms => %s, error_detail => %s, recorded_at => %s, event_id => %s,
-    executor => %s)"""
+    executor => %s, step_definition_hash => %s)"""
+BEGIN_STEP = """SELECT public.begin_step(task_id => %s, step_number => %s, step_type => %s, target_file => %s,
+    step_definition_hash => %s, occurrence => %s, recorded_at => %s, event_id => %s, executor => %s)"""
 STEP_SUCCEEDED = "SELECT public.step_succeeded(task_id => %s, step_number => %s, step_content_hash => %s)"
 SET_STEP_REWARD = """SELECT public.set_step_reward(task_id => %(task_id)s, step_number => %(step_number)s,
     implicit_reward => %(implicit_reward)s::float8, verified_outcome => %(verified_outcome)s,
@@ -15,11 +17,20 @@ RECORD_EXPLORATION = """SELECT public.record_exploration(jr_type => %(jr_type)s,
 
 
 def record_step(conn, task_id, step_number, step_type, target_file, execution_result, execution_time_ms,
-                error_detail=None, recorded_at=None, event_id=None, executor=None):
+                error_detail=None, recorded_at=None, event_id=None, executor=None, step_definition_hash=None):
     """record_step(): 'recorded', 'stale' or 'duplicate'."""
     with conn.cursor() as cur:
         cur.execute(RECORD_STEP, (task_id, step_number, step_type, target_file, execution_result, execution_time_ms,
-                                  error_detail, recorded_at, event_id, executor))
+                                  error_detail, recorded_at, event_id, executor, step_definition_hash))
+        return cur.fetchone()[0]
+
+
+def begin_step(conn, task_id, step_number, step_type, target_file, step_definition_hash=None, occurrence=1,
+               recorded_at=None, event_id=None, executor=None):
+    """begin_step(): 'skip' (it already succeeded) or 'run' (its pending marker is recorded)."""
+    with conn.cursor() as cur:
+        cur.execute(BEGIN_STEP, (task_id, step_number, step_type, target_file, step_definition_hash, occurrence,
+                                 recorded_at, event_id, executor))
         return cur.fetchone()[0]
 
 

@@ -1,7 +1,8 @@
 """TaskExecutor: a small reference executor that proves the whole loop.
 
 It runs a task's steps in order, records each one (pending, then its outcome, timed), stops at the
-first failed step, and on a retry skips every step that already succeeded with the same definition.
+first failed step, and on a retry skips every step whose definition already succeeded in the task,
+wherever the retry's plan now puts it.
 The real Jr executor gets the same behaviour by inheriting StepTrackingMixin (see mixin.py).
 """
 
@@ -42,12 +43,12 @@ class TaskExecutor(StepTrackingMixin):
         for step in steps:
             self._current_step_number = step.number
             label = f"step {step.number} {step.step_type}" + (f" {step.target_file}" if step.target_file else "")
-            step_hash = self.step_recorder.content_hash(task_id, step.number, step.step_type, step.target_file)
-            if self._step_already_succeeded(task_id, step.number, step_hash):
+            definition = step.as_mapping()
+            if self._step_already_succeeded(task_id, step.number, step=definition):
                 summary.skipped.append(step.number)
                 self.say(f"  {label}: skipped, already succeeded")
                 continue
-            with self.tracked_step(step.step_type, step.target_file) as tracked:
+            with self.tracked_step(step=definition) as tracked:
                 tracked.result = self._execute(step)
             summary.ran.append(step.number)
             if not tracked.result["success"]:

@@ -24,6 +24,14 @@ class Step:
     replace: Optional[str] = None
     command: Optional[str] = None
 
+    def as_mapping(self):
+        """The step as the Jr executor holds it: {'type': 'search_replace', 'args': {'path', 'search',
+        'replace'}} or {'type': 'bash', 'command': ...}; its definition is fingerprinted from this."""
+        if self.step_type == "search_replace":
+            return {"type": "search_replace", "args": {"path": self.target_file, "search": self.search,
+                                                       "replace": self.replace}}
+        return {"type": self.step_type, "command": self.command}
+
 
 class InstructionError(ValueError):
     """The instruction cannot be read as steps; the message names the line."""

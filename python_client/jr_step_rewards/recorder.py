@@ -169,32 +169,43 @@ class StepRecorder:
     # -- the executor's calls -------------------------------------------------------------------
 
     def record_step(self, task_id, step_number, step_type, target_file, execution_result,
-                    execution_time_ms=None, error_detail=None):
+                    execution_time_ms=None, error_detail=None, step_definition_hash=None):
         """Record one step event. True when the ledger has it, False otherwise (then it is in the
         spool, or, when the ledger would refuse it for good, logged and kept in the rejected file)."""
-        try:
-            event = StepEvent.create(task_id, step_number, step_type, target_file, execution_result,
-                                     execution_time_ms, error_detail, executor=self.executor_id)
-        except Exception as exc:  # noqa: BLE001 - bad input must not reach the executor as an exception
-            self._warn(f"not recording task {task_id!r} step {step_number!r}: {exc}")
+        event = self._event(task_id, step_number, step_type, target_file, execution_result, execution_time_ms,
+                            error_detail, step_definition_hash)
+        if event is None:
             return False
         ok, answer = self._call(lambda conn: self._send(conn, event))
+        if not ok:
+            self._keep(event, answer)
+        return ok
+
+    def begin_step(self, task_id, step_number, step_type, target_file, step_definition_hash=None, occurrence=1):
+        """The retry check and the pending marker in one round trip. True: run the step (its pending
+        marker is in the ledger, or in the spool); False: skip it, it already succeeded in this task,
+        by its definition (the occurrence-th success of step_definition_hash) or, without one, by
+        its number. When the database cannot answer, the spool's successes decide."""
+        event = self._event(task_id, step_number, step_type, target_file, "pending", None, None, step_definition_hash)
+        if event is None:
+            return True  # not known to have succeeded: the safe default
+        ok, answer = self._call(lambda conn: db.begin_step(
+            conn, event.task_id, event.step_number, event.step_type, event.target_file, event.step_definition_hash,
+            occurrence, event.recorded_at, event.event_id, event.executor))
         if ok:
-            return True
-        if is_permanent(answer):
-            self._spool_write(event, lambda: self.spool.reject(event, self._redact(str(answer).strip())))
+            return answer == "run"
+        if not is_permanent(answer) and self._succeeded_in_spool(event, occurrence):
             return False
-        self._spool_write(event, lambda: self.spool.append(event))
-        self._replay_wanted = True
-        return False
+        self._keep(event, answer)
+        return True
 
     def step_succeeded(self, task_id, step_number, step_content_hash=None):
         """Did the step already succeed (with this definition, when a hash is given)? Asks the
-        database, and counts a success still waiting in the spool; when neither says so, or the
-        database cannot answer within the deadline, returns False, the safe default."""
+        database; the spool is read only when the database could not answer, or when it may still
+        hold events the database has not had yet. Unsure means False, the safe default."""
         ok, answer = self._call(lambda conn: db.step_succeeded(conn, task_id, step_number, step_content_hash))
-        if ok and answer:
-            return True
+        if ok and (answer or not self._replay_wanted):
+            return bool(answer)
         if not ok and is_permanent(answer):
             self._warn(f"step_succeeded({task_id!r}, {step_number!r}) refused: {self._why(answer)}")
         try:
@@ -386,6 +397,35 @@ class StepRecorder:
     def _why(self, answer):
         """A call's failure as words: the classified exception, or the recorder's own reason."""
         return self._classify(answer).message if isinstance(answer, BaseException) else str(answer)
+
+    def _event(self, task_id, step_number, step_type, target_file, execution_result, execution_time_ms,
+               error_detail, step_definition_hash):
+        """A new StepEvent, or None (and a WARNING) when the ledger could never take it."""
+        try:
+            return StepEvent.create(task_id, step_number, step_type, target_file, execution_result, execution_time_ms,
+                                    error_detail, executor=self.executor_id, step_definition_hash=step_definition_hash)
+        except Exception as exc:  # noqa: BLE001 - bad input must not reach the executor as an exception
+            self._warn(f"not recording task {task_id!r} step {step_number!r}: {exc}")
+            return None
+
+    def _keep(self, event, answer):
+        """An event the database did not take: rejected for good, or spooled to replay."""
+        if is_permanent(answer):
+            self._spool_write(event, lambda: self.spool.reject(event, self._redact(str(answer).strip())))
+            return
+        self._spool_write(event, lambda: self.spool.append(event))
+        self._replay_wanted = True
+
+    def _succeeded_in_spool(self, event, occurrence):
+        """While the database cannot answer: did the step succeed, by the spool's successes?"""
+        try:
+            if event.step_definition_hash is not None:
+                return self.spool.successes(event.task_id, event.step_definition_hash) >= occurrence
+            latest = self.spool.latest(event.task_id, event.step_number)
+        except Exception as exc:  # noqa: BLE001 - an unreadable spool means "not known to have succeeded"
+            self._warn(f"could not read the spool {self.spool.path}: {exc}")
+            return False
+        return latest is not None and latest.execution_result == "success"
 
     def _spool_write(self, event, write):
         try:

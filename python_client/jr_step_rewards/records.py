@@ -8,7 +8,10 @@ event time that decides which event is newest.
 import dataclasses
 import datetime
 import hashlib
+import json
+import re
 import uuid
+from collections.abc import Mapping
 from typing import Optional
 
 RESULTS = ("pending", "success", "failed")
@@ -55,6 +58,42 @@ def content_hash(task_id, step_number, step_type, target_file):
     return hashlib.sha256(f"{task_id}:{step_number}:{step_type}:{target_file}".encode()).hexdigest()
 
 
+# Keys that say how or why a step runs, not what it does: a step re-planned with another timeout,
+# description or place in the plan is the same step. Everything else (the type, the target, the
+# search and replace text, the command and its cwd, the SQL, ...) is its definition.
+NOT_DEFINITION = frozenset({
+    "timeout", "critical", "description", "title", "name", "comment", "notes", "reason", "rationale",
+    "id", "step_id", "step_number", "index", "retries", "max_retries",
+})
+HASH_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def step_definition_hash(step):
+    """SHA-256 hex of a step mapping's definition: its keys but NOT_DEFINITION, at the top and in
+    'args', as canonical JSON (sorted keys, no spaces, text as given). The content stays here; only
+    this hash reaches the ledger."""
+    def definition(mapping):
+        return {key: definition(value) if key == "args" and isinstance(value, Mapping) else value
+                for key, value in mapping.items() if key not in NOT_DEFINITION}
+    canonical = json.dumps(definition(step), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def step_type_of(step):
+    """The step's type as the executor names it ('unknown' when it has none)."""
+    return str(step.get("type") or "unknown")
+
+
+def step_target_of(step):
+    """The file a step acts on: 'path' or 'filepath', at the top or in 'args' (search_replace keeps
+    it there); None when it has none."""
+    args = step.get("args") if isinstance(step.get("args"), Mapping) else {}
+    for found in (step.get("path"), step.get("filepath"), args.get("path"), args.get("filepath")):
+        if found:
+            return str(found)
+    return None
+
+
 class InvalidEvent(ValueError):
     """An event the ledger would refuse whatever its state: recording it again cannot succeed."""
 
@@ -71,12 +110,13 @@ class StepEvent:
     recorded_at: str = ""
     event_id: str = ""
     executor: Optional[str] = None
+    step_definition_hash: Optional[str] = None
 
     @classmethod
     def create(cls, task_id, step_number, step_type, target_file, execution_result,
-               execution_time_ms=None, error_detail=None, executor=None):
+               execution_time_ms=None, error_detail=None, executor=None, step_definition_hash=None):
         """A new event, timed now, with a fresh event_id and its text cleaned."""
-        return cls(
+        return cls(step_definition_hash=step_definition_hash,
             task_id=task_id, step_number=step_number, step_type=clean_text(step_type),
             target_file=clean_text(target_file), execution_result=execution_result,
             execution_time_ms=None if execution_time_ms is None else int(round(execution_time_ms)),
@@ -93,6 +133,9 @@ class StepEvent:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or not INT32[0] <= value <= INT32[1]:
                 raise InvalidEvent(f"{name} must be a 32-bit integer, got {value!r}")
+        definition = self.step_definition_hash
+        if definition is not None and not (isinstance(definition, str) and HASH_HEX.fullmatch(definition)):
+            raise InvalidEvent(f"step_definition_hash must be 64 lowercase hex digits, got {definition!r}")
         if self.execution_result not in RESULTS:
             raise InvalidEvent(f"execution_result must be one of {', '.join(RESULTS)}, got {self.execution_result!r}")
         try:

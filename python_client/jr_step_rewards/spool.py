@@ -182,6 +182,23 @@ class Spool:
                     newest = event
         return newest
 
+    def successes(self, task_id, step_definition_hash):
+        """How many success events of a step definition in a task wait here (each event_id once).
+        Lines of other tasks are passed over without parsing."""
+        prefix = json.dumps({"task_id": task_id})[:-1].encode() + b","
+        found = set()
+        for path, offset in self._unsent():
+            for raw in self._lines(path, offset):
+                if not raw.lstrip(b"\n").startswith(prefix):
+                    continue
+                try:
+                    event = _parse(raw)
+                except (ValueError, TypeError):
+                    continue
+                if event.execution_result == "success" and event.step_definition_hash == step_definition_hash:
+                    found.add(event.event_id)
+        return len(found)
+
     # -- replay ---------------------------------------------------------------------------------
 
     def _claim(self):
