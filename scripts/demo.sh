@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make demo: a task whose bash step fails on the first attempt, run twice against the embedded
-# database. The retry skips the step that already succeeded, so the edit is not applied twice.
+# database. The retry is re-planned, as the executor's LLM does: a new step comes first, so every
+# step has a new number. The retry still skips the edit that succeeded, by its definition, so the
+# edit is not applied twice, and runs the new step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,15 +23,15 @@ grep '^### Step' examples/demo/task.md | sed 's/^### /  /'
 title "Attempt 1"
 run run examples/demo/task.md --task-id "$task_id" --workdir "$work" || true
 
-title "Attempt 2: the retry"
-run run examples/demo/task.md --task-id "$task_id" --workdir "$work"
+title "Attempt 2: the retry, re-planned (examples/demo/task-replanned.md): a new step 1, so the edit is now step 2"
+run run examples/demo/task-replanned.md --task-id "$task_id" --workdir "$work"
 
 title "The ledger: jr-steps status --task-id $task_id"
 run status --task-id "$task_id"
 
 title "Every attempt, failures included (jr_step_attempts)"
 psql -X -q -P footer=off -c "SELECT step_number AS step, attempt_number AS attempt, execution_result AS result,
-    execution_time_ms AS ms, left(error_detail, 40) AS error
+    execution_time_ms AS ms, left(step_definition_hash, 12) AS definition, left(error_detail, 40) AS error
     FROM jr_step_attempts WHERE task_id = $task_id ORDER BY id"
 
 title "The edited file: $work/greeter.py"
@@ -44,6 +46,6 @@ text = open("examples/demo/project/greeter.py").read()
 for attempt in (1, 2):  # the old executor re-applies every step on a retry
     text = text.replace(edit.search, edit.replace, 1)
 old, new = text.count("def shout"), open(sys.argv[1]).read().count("def shout")
-print(f"Re-applying step 1 on the retry, as the old executor did, leaves {old} copies of shout().")
-print(f"With the ledger the retry skipped it: {new} copy.")
+print(f"Re-applying the edit on the retry, as the old executor did, leaves {old} copies of shout().")
+print(f"With the ledger the re-planned retry skipped it at its new number: {new} copy.")
 PY

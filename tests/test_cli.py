@@ -106,16 +106,19 @@ def test_replay_flushes_the_spool_and_says_what_is_left(cluster, ledger_db, spoo
                          dbname=ledger_db) == [(2,)]
 
 
-def test_the_demo_shows_the_retry_skipping_the_edit(cluster, ledger_db):
+def test_the_demo_shows_the_replanned_retry_skipping_the_edit_at_its_new_number(cluster, ledger_db):
     venv = os.path.dirname(os.path.dirname(sys.executable))
     result = subprocess.run(["bash", str(REPO / "scripts" / "demo.sh")], capture_output=True, text=True,
                             timeout=120, env={**cluster.env(ledger_db), "JR_VENV": venv})
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "step 2 bash: FAILED" in out
-    assert "step 1 search_replace greeter.py: skipped, already succeeded" in out
-    assert "Re-applying step 1 on the retry, as the old executor did, leaves 2 copies of shout()." in out
-    assert "With the ledger the retry skipped it: 1 copy." in out
+    attempt_1, attempt_2 = out.split("== Attempt 2")[0], out.split("== Attempt 2")[1].split("== The ledger")[0]
+    assert "step 1 search_replace greeter.py: ok" in attempt_1 and "step 2 bash: FAILED" in attempt_1
+    assert "step 1 bash: ok" in attempt_2, "the step the re-plan inserted runs"
+    assert "step 2 search_replace greeter.py: skipped, already succeeded" in attempt_2
+    assert "step 3 bash: ok" in attempt_2 and "step 4 bash: ok" in attempt_2
+    assert "Re-applying the edit on the retry, as the old executor did, leaves 2 copies of shout()." in out
+    assert "With the ledger the re-planned retry skipped it at its new number: 1 copy." in out
     assert "\033[" not in out, "no terminal escapes when the output is not a terminal"
 
 
