@@ -3,7 +3,7 @@
 BEGIN;
 SET LOCAL client_min_messages = warning;
 \ir load_pgtap.psql
-SELECT plan(49);
+SELECT plan(50);
 
 SELECT has_function('public', 'record_step',
     ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text', 'text'],
@@ -59,8 +59,11 @@ SELECT is_empty(
       WHERE pronamespace = 'public'::regnamespace
         AND proname IN ('begin_step', 'record_step', 'step_succeeded', 'set_step_reward', 'record_exploration', 'prune_step_attempts',
                         'jr_step_content_hash', 'jr_elide_middle')
-        AND proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']$$,
+        AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (proconfig), false)$$,
     'every project function pins search_path to pg_catalog, then pg_temp last');
+SELECT is((SELECT proconfig FROM pg_proc WHERE oid = 'public.step_succeeded(integer, integer, text)'::regprocedure),
+    ARRAY['search_path=pg_catalog, pg_temp', 'plan_cache_mode=force_custom_plan'],
+    'step_succeeded is planned for each call: no plan cached on an empty table keeps it off its key');
 
 -- PUBLIC has nothing.
 SELECT function_privs_are('public', 'record_step',
