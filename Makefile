@@ -39,7 +39,7 @@ help:
 	@echo "make migrate   install or upgrade the ledger in the target database"
 	@echo "make pgtap     run the pgTAP suite on the target database (rolled back, safe on production)"
 	@echo "make soak      the fault and load tests, longer: restarts every fifth step, 8 x 5000 records"
-	@echo "make bench     measure against the seed's approach and the floor (scratch databases; BENCH_ARGS=...)"
+	@echo "make bench     measure against the seed's approach, the floor and the peers, DBOS and LangGraph (BENCH_ARGS=...)"
 	@echo "make lint      ruff, and plpgsql_check on every function (embedded database)"
 	@echo "make prune OLDER_THAN='90 days'   delete history rows stored longer ago than that"
 	@echo "make uninstall CONFIRM=yes        remove the ledger, its data and unused roles from the target database"

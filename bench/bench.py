@@ -10,7 +10,12 @@ name and dropped at the end, so the target database is never touched. The login 
 (without it the bench stops at once and says so, exit status 2); without superuser it skips the
 plans inside the functions, which need auto_explain.
 
-    bench.py [--samples N] [--big-rows N] [--duration S] [--cap S] [--out FILE]
+    bench.py [--samples N] [--big-rows N] [--duration S] [--cap S] [--peer-rounds N] [--no-peers] [--out FILE]
+    bench.py --peers-only [--peer-rounds N] [--out FILE]
+
+The last section, the peers (bench/peers.py), runs on a private cluster of its own and installs
+DBOS and LangGraph into .venv-peers on first use; --peers-only runs it alone, without the target
+server, and writes bench/results/peers-only.txt unless --out says otherwise.
 """
 
 import argparse
@@ -37,6 +42,7 @@ import psycopg2
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the loopback proxy the fault tests use
 
+import peers  # noqa: E402 - bench/peers.py, beside this file
 from faults import FaultyProxy  # noqa: E402
 from jr_step_rewards import StepRecorder, db  # noqa: E402
 from jr_step_rewards.failures import classify  # noqa: E402
@@ -435,11 +441,13 @@ def server():
     return {"version": version, "host": host, "login": login, "superuser": superuser, "createdb": createdb}
 
 
-def machine(version, host):
+def machine(version=None, host=None):
+    """The machine in one line (and the target server's, when given), and the transport to it."""
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    transport = "a Unix socket (trust)" if host.startswith("/") else f"TCP to {host}"
+    transport = None if host is None else "a Unix socket (trust)" if host.startswith("/") else f"TCP to {host}"
+    server = f"PostgreSQL {version} over {transport}, " if version else ""
     return (f"{platform.machine()}, {os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
-            f"PostgreSQL {version} over {transport}, Python {platform.python_version()}, "
+            f"{server}Python {platform.python_version()}, "
             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"), transport
 
 
@@ -484,14 +492,33 @@ def main():
     parser.add_argument("--clients", type=lambda v: [int(c) for c in v.split(",")], default=[1, 2, 4, 8],
                         help="client counts of the concurrency runs (default 1,2,4,8)")
     parser.add_argument("--cap", type=float, default=20, help="seconds before an outage run is cut off (default 20)")
-    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "latest.txt"))
+    parser.add_argument("--peer-rounds", type=int, default=40,
+                        help="rounds of the peers section (default 40; 2 for a smoke run)")
+    parser.add_argument("--no-peers", action="store_true", help="skip the peers section")
+    parser.add_argument("--peers-only", action="store_true",
+                        help="only the peers section (its own cluster: the target server is not used)")
+    parser.add_argument("--out", help="the table's file (default bench/results/latest.txt; with --peers-only "
+                                      "bench/results/peers-only.txt)")
     args = parser.parse_args()
+    results = REPO / "bench" / "results"
+    out = Path(args.out or results / ("peers-only.txt" if args.peers_only else "latest.txt"))
 
     lines = []
 
     def say(text=""):
         print(text, flush=True)
         lines.append(text)
+
+    def write():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(lines) + "\n")
+        print(f"\nwritten to {out}")
+
+    if args.peers_only:
+        say(f"make bench --peers-only: {machine()[0]}")
+        ok = peers.section(say, args.peer_rounds)
+        write()
+        sys.exit(0 if ok else 1)
 
     # What the login may not do is said up front in one line, not found out halfway in a traceback.
     try:
@@ -558,10 +585,9 @@ def main():
         for scratch in scratches:
             with contextlib.suppress(Exception):
                 scratch.drop()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    print(f"\nwritten to {out}")
+    ok = args.no_peers or peers.section(say, args.peer_rounds)
+    write()
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,43 @@
 """make bench still runs: a smoke run of every section, tiny, against a throwaway database server.
-It asserts that the table is complete and that the scratch databases are gone; never a time.
+It asserts that the table is complete and that the scratch databases, the peers' cluster and their
+processes are gone; never a time. The peers section installs .venv-peers on first use (about a
+minute); offline, it says so in one line and the bench still succeeds.
 Logins with fewer privileges, as on bluefin: without CREATEDB the bench stops at once and says what
 it needs; with CREATEDB but no superuser it skips what needs one and runs the rest."""
 
+import os
 import subprocess
 import sys
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 from pgcluster import REPO
 
-QUICK = ["--samples", "40", "--big-rows", "2000", "--duration", "1", "--clients", "1,2", "--cap", "3"]
+QUICK = ["--samples", "40", "--big-rows", "2000", "--duration", "1", "--clients", "1,2", "--cap", "3",
+         "--peer-rounds", "2"]
+PEER_LABELS = ("this ledger: StepRecorder, executor hooks", "this ledger: thin db.* calls",
+               "DBOS: @DBOS.step() in a @DBOS.workflow()", "LangGraph PostgresSaver, durability sync",
+               "LangGraph PostgresSaver, async (default)")
 
 
-def bench(env, out):
-    return subprocess.run([sys.executable, str(REPO / "bench" / "bench.py"), *QUICK, "--out", str(out)],
+def bench(env, out, *extra):
+    return subprocess.run([sys.executable, str(REPO / "bench" / "bench.py"), *QUICK, *extra, "--out", str(out)],
                           env=env, capture_output=True, text=True, timeout=300)
+
+
+def peer_leftovers():
+    """The peers section's clusters (their folders) and worker processes that exist right now."""
+    folders = set(Path(tempfile.gettempdir()).glob("jr-peers-*"))
+    workers = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"peers_worker.py" in cmdline.read_bytes():
+                workers.add(cmdline.parent.name)
+        except OSError:
+            pass  # ended meanwhile
+    return folders | workers
 
 
 @pytest.fixture
@@ -37,16 +59,38 @@ def login(cluster):
 
 def test_bench_runs_every_section_and_leaves_nothing_behind(cluster, tmp_path):
     out = tmp_path / "bench.txt"
+    before = peer_leftovers()
     result = bench(cluster.env("postgres"), out)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     table = out.read_text()
     for heading in ("1. Recording one step", "1b. Recording one step, over loopback TCP", "2. Checking one step",
-                    "3. Growth", "4. Concurrency", "5. Outage"):
+                    "3. Growth", "4. Concurrency", "5. Outage", "6. Peers"):
         assert heading in table
     assert "record_step (this project, one call)" in table and "seed: new connection + raw upsert" in table
     assert "plans inside step_succeeded: Index" in table
     assert "more than 3 s" in table, "the seed's approach hangs on a silent peer and is cut off"
+    peers = table.split("6. Peers", 1)[1]
+    if "skipped: the peers could not be installed" not in peers:  # offline, on a machine without them
+        for label in PEER_LABELS:
+            assert peers.count(label) >= 3, f"{label}: a row in each table and a line of statements"
+        assert "retry after step 10 of 20 failed" in peers and "cross-check over the whole section" in peers
     assert cluster.admin("SELECT datname FROM pg_database WHERE datname LIKE 'jr_bench_%'") == []
+    assert peer_leftovers() <= before, "the peers' cluster and workers are gone"
+
+
+def test_peers_that_cannot_be_installed_are_skipped_in_one_line_and_the_bench_succeeds(tmp_path):
+    venv = tmp_path / "venv-peers"
+    offline = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    offline.update(JR_PEERS_VENV=str(venv), PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1")  # no index, no wheels
+    out = tmp_path / "peers.txt"
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "bench.py"), "--peers-only", "--peer-rounds", "2",
+                             "--out", str(out)], env=offline, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    skipped = [line for line in out.read_text().splitlines() if "skipped" in line]
+    assert len(skipped) == 1 and skipped[0].startswith(
+        f"  skipped: the peers could not be installed into {venv.name} (pip: ERROR: "), skipped
+    assert skipped[0].endswith("; they need PyPI once")
+    assert not venv.exists(), "a half-made venv is not left to be taken for a good one"
 
 
 def test_bench_without_createdb_stops_at_once_with_one_line_saying_what_it_needs(cluster, login, tmp_path):
@@ -63,7 +107,7 @@ def test_bench_without_createdb_stops_at_once_with_one_line_saying_what_it_needs
 def test_bench_with_createdb_but_no_superuser_skips_the_plans_and_runs_the_rest(cluster, login, tmp_path):
     name, env = login("NOSUPERUSER CREATEDB")
     out = tmp_path / "bench.txt"
-    result = bench(env, out)
+    result = bench(env, out, "--no-peers")  # the peers' cluster is their own: the login changes nothing there
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     table = out.read_text()
     assert ("plans inside record_step and step_succeeded: skipped (they need auto_explain, which only a superuser"
