@@ -71,31 +71,28 @@ def target_file(step_index):
 
 def ledger_step(ledger, task_id, step_index, step_type, target, body):
     """One step of a task through the ledger: None when it already succeeded (skipped), otherwise
-    body()'s result, recorded (pending before it runs, the outcome after).
+    body()'s result, recorded: begin_step (the check by definition, and the pending marker when the
+    step must run, in one round trip), then the outcome.
 
-    The one place that calls the ledger, for both variants. Today: step_succeeded by the step's
-    definition (its content hash), record_step 'pending', then the outcome, as the reference
-    executor does (executor.py). To move to the mixin's coming calls, change only this function:
-    _step_already_succeeded(task_id, step_index, step=step), which checks by definition and records
-    the pending marker in one round trip when the step must run, then _record_step_result(...,
-    step=step) for the outcome."""
+    The one place that calls the ledger, for both variants: the thin db.* calls, and the executor
+    hooks as the Jr executor adopts them (_step_already_succeeded(..., step=step), then
+    tracked_step(step=step), which records the outcome with the step's definition)."""
+    step = {"type": step_type, "path": target, "command": f"no-op {step_index}"}
     if ledger.thin:
         from jr_step_rewards import db
-        from jr_step_rewards.records import content_hash
-        conn = ledger.conn
-        if db.step_succeeded(conn, task_id, step_index, content_hash(task_id, step_index, step_type, target)):
+        from jr_step_rewards.records import step_definition_hash
+        conn, definition = ledger.conn, step_definition_hash(step)
+        if db.begin_step(conn, task_id, step_index, step_type, target, definition, 1) == "skip":
             return None
-        db.record_step(conn, task_id, step_index, step_type, target, "pending", None)
         started = time.monotonic()
         result = body()
         db.record_step(conn, task_id, step_index, step_type, target, "success" if result["success"] else "failed",
-                       int((time.monotonic() - started) * 1000), result.get("error"))
+                       int((time.monotonic() - started) * 1000), result.get("error"), step_definition_hash=definition)
         return result
     hooks = ledger.hooks
-    step_hash = hooks.step_recorder.content_hash(task_id, step_index, step_type, target)
-    if hooks._step_already_succeeded(task_id, step_index, step_hash):
+    if hooks._step_already_succeeded(task_id, step_index, step=step):
         return None
-    with hooks.tracked_step(step_type, target, task_id=task_id, step_number=step_index) as tracked:
+    with hooks.tracked_step(step=step, task_id=task_id, step_number=step_index) as tracked:
         tracked.result = body()
     return tracked.result
 
