@@ -165,39 +165,31 @@ class Spool:
                     continue
         return found
 
-    def latest(self, task_id, step_number):
-        """The newest waiting event of a step (by event time), or None. Lines of other steps are
-        passed over without parsing, so a long spool stays cheap to ask."""
-        prefix = json.dumps({"task_id": task_id, "step_number": step_number})[:-1].encode() + b","
-        newest = None
+    def _events_starting(self, **leading):
+        """The waiting events whose line begins with these fields (task_id, then step_number, as
+        every line does). Other lines are passed over without parsing, so a long spool stays cheap
+        to ask; unreadable ones are skipped."""
+        prefix = json.dumps(leading)[:-1].encode() + b","
         for path, offset in self._unsent():
             for raw in self._lines(path, offset):
-                if not raw.lstrip(b"\n").startswith(prefix):
-                    continue
-                try:
-                    event = _parse(raw)
-                except (ValueError, TypeError):
-                    continue
-                if newest is None or event.event_time >= newest.event_time:
-                    newest = event
+                if raw.lstrip(b"\n").startswith(prefix):
+                    try:
+                        yield _parse(raw)
+                    except (ValueError, TypeError):
+                        continue
+
+    def latest(self, task_id, step_number):
+        """The newest waiting event of a step (by event time), or None."""
+        newest = None
+        for event in self._events_starting(task_id=task_id, step_number=step_number):
+            if newest is None or event.event_time >= newest.event_time:
+                newest = event
         return newest
 
     def successes(self, task_id, step_definition_hash):
-        """How many success events of a step definition in a task wait here (each event_id once).
-        Lines of other tasks are passed over without parsing."""
-        prefix = json.dumps({"task_id": task_id})[:-1].encode() + b","
-        found = set()
-        for path, offset in self._unsent():
-            for raw in self._lines(path, offset):
-                if not raw.lstrip(b"\n").startswith(prefix):
-                    continue
-                try:
-                    event = _parse(raw)
-                except (ValueError, TypeError):
-                    continue
-                if event.execution_result == "success" and event.step_definition_hash == step_definition_hash:
-                    found.add(event.event_id)
-        return len(found)
+        """How many success events of a step definition in a task wait here (each event_id once)."""
+        return len({event.event_id for event in self._events_starting(task_id=task_id)
+                    if event.execution_result == "success" and event.step_definition_hash == step_definition_hash})
 
     # -- replay ---------------------------------------------------------------------------------
 
