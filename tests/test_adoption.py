@@ -230,6 +230,18 @@ def test_the_seeds_callers_without_a_step_still_skip_by_number(cluster, ledger_d
                       for n, kind in enumerate(["search_replace", "bash", "bash"])], "the seed's hash"
 
 
+
+def test_a_step_whose_type_is_null_has_its_outcome_recorded_like_its_beginning(
+        cluster, ledger_db, make_executor, spool_path, task_id):
+    """An LLM's JSON may say "type": null: the loop then passes step_type=None, which the ledger
+    refuses; the mixin takes the type from the step, as begin_step did, so the outcome is not lost."""
+    ex = make_executor()
+    assert happened(ex.process_task(task_id, [{"type": None, "command": "true"}])) == ["failed"]
+    assert cluster.admin("SELECT step_number, step_type, execution_result, error_detail FROM jr_step_attempts"
+                         " WHERE task_id = %s ORDER BY id", (task_id,), dbname=ledger_db) == [
+        (0, "unknown", "pending", None), (0, "unknown", "failed", "no such step type: None")]
+    assert not spool_path.with_name("spool.jsonl.rejected").exists()
+
 # A step that adds a method in front of the one it searches for: its replacement contains its search
 # text, so an editor that applied it twice would add the method twice.
 METHOD_EDIT = edit("app.py", "    def execute(self):\n",
