@@ -86,13 +86,14 @@ class StepTrackingMixin:
                             step=None):
         """Record step-level execution result for reward tracking (seed step 3). result is the
         editor's or runner's dict: 'success' decides the result, 'error' becomes the error detail.
-        step, the step's mapping, records its definition too, and its real target when
-        target_file is empty (a search_replace keeps its path in 'args')."""
+        step, the step's mapping, records its definition too, and its real type and target when
+        step_type or target_file is empty (a search_replace keeps its path in 'args'; a step whose
+        type is null comes as step_type=None, which the ledger would refuse), as begin_step did."""
         success, error = _outcome(result)
         definition = None
         if step is not None:
             definition = step_definition_hash(step)
-            target_file = target_file or step_target_of(step)
+            step_type, target_file = step_type or step_type_of(step), target_file or step_target_of(step)
         return self.step_recorder.record_step(task_id, step_number, step_type, target_file,
                                               "success" if success else "failed", execution_time_ms, error, definition)
 
