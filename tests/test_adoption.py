@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import _task_ids
+from faults import FaultyProxy
 from jr_step_rewards import StepRecorder, StepTrackingMixin
 from jr_step_rewards.editor import apply_search_replace
 from jr_step_rewards.records import step_definition_hash
@@ -319,6 +320,23 @@ def test_database_down_spooled_successes_count_by_definition_and_the_replay_is_e
     [(events, distinct)] = cluster.admin("SELECT count(*), count(DISTINCT event_id) FROM jr_step_attempts"
                                          " WHERE task_id = %s", (task_id,), dbname=ledger_db)
     assert events == distinct == 10
+
+
+def test_database_lost_between_attempts_of_one_process_the_finished_steps_are_still_skipped(
+        cluster, ledger_db, app_config, make_executor, tmp_path, task_id):
+    proxy = FaultyProxy("127.0.0.1", cluster.port)
+    try:
+        ex = make_executor(config=dict(app_config, port=proxy.port))
+        steps = {"log": append("log"), "gate": GATE, "new": append("new")}
+        assert happened(ex.process_task(task_id, [steps["log"], steps["gate"]])) == ["ran", "failed"]
+        assert ex.step_recorder.spool.is_empty(), "attempt 1 reached the ledger"
+        proxy.set_mode("drop")
+        (tmp_path / "go").touch()
+        assert happened(ex.process_task(task_id, [steps["new"], steps["log"], steps["gate"]])) == \
+            ["ran", "skipped", "ran"], "the success this process recorded counts, though the ledger cannot answer"
+    finally:
+        proxy.close()
+    assert (tmp_path / "log.txt").read_text() == "log\nnew\n"
 
 
 class Unwired(AdoptingExecutor):

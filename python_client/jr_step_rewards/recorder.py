@@ -18,6 +18,7 @@ executor, and no record may be lost.
   state (event time).
 """
 
+import collections
 import concurrent.futures
 import logging
 import os
@@ -35,6 +36,8 @@ from .records import InvalidEvent, StepEvent, clean_text, content_hash
 from .spool import Spool
 
 log = logging.getLogger("jr_step_rewards")
+# How many tasks' successes a recorder keeps in memory, for retries while the database cannot answer.
+RECENT_TASKS = 64
 
 
 class _Worker:
@@ -160,6 +163,7 @@ class StepRecorder:
         self._waiting = None  # a call past its deadline, or a background probe, not yet finished
         self._waiting_since = 0.0
         self._replay_wanted = True  # a previous run may have left events in the spool
+        self._recent_successes = {}  # task_id: Counter of its definitions' successes, see _remember_success
         self._dsn_problem = dsn_problem(self._dsn)
         self._secrets = self._find_secrets()
         # Who and where, for messages: guessed from the settings, then as the server reports it.
@@ -179,6 +183,8 @@ class StepRecorder:
         ok, answer = self._call(lambda conn: self._send(conn, event))
         if not ok:
             self._keep(event, answer)
+        if event.execution_result == "success" and event.step_definition_hash and (ok or not is_permanent(answer)):
+            self._remember_success(event)
         return ok
 
     def begin_step(self, task_id, step_number, step_type, target_file, step_definition_hash=None, occurrence=1):
@@ -416,11 +422,23 @@ class StepRecorder:
         self._spool_write(event, lambda: self.spool.append(event))
         self._replay_wanted = True
 
+    def _remember_success(self, event):
+        """Count a success this recorder recorded (in the ledger or the spool), for the tasks it ran
+        last: a retry in the same process, while the database cannot answer, knows them too."""
+        task = self._recent_successes.pop(event.task_id, None) or collections.Counter()
+        task[event.step_definition_hash] += 1
+        self._recent_successes[event.task_id] = task  # newest last
+        while len(self._recent_successes) > RECENT_TASKS:
+            del self._recent_successes[next(iter(self._recent_successes))]
+
     def _succeeded_in_spool(self, event, occurrence):
-        """While the database cannot answer: did the step succeed, by the spool's successes?"""
+        """While the database cannot answer: did the step succeed, by the spool's successes, or by
+        those this recorder recorded itself (each holds what the other may lack; never their sum,
+        which could count one success twice)?"""
         try:
             if event.step_definition_hash is not None:
-                return self.spool.successes(event.task_id, event.step_definition_hash) >= occurrence
+                known = self._recent_successes.get(event.task_id, {}).get(event.step_definition_hash, 0)
+                return max(known, self.spool.successes(event.task_id, event.step_definition_hash)) >= occurrence
             latest = self.spool.latest(event.task_id, event.step_number)
         except Exception as exc:  # noqa: BLE001 - an unreadable spool means "not known to have succeeded"
             self._warn(f"could not read the spool {self.spool.path}: {exc}")
