@@ -12,9 +12,13 @@ Three passes:
   without persistence. Then the same for a retry after a failure at step 10. Medians over rounds.
 - counting: each contender reconnects through a loopback proxy of its own and runs a few more
   tasks one at a time. Around each, the server's counters: pg_stat_statements (statements, by the
-  contender's login), the proxy (round trips) and the WAL between the flush positions before and
-  after (commit records, read with pg_walinspect: the durable commits, each a WAL flush).
+  contender's login), the proxy (round trips), the commit records in the WAL written meanwhile
+  (pg_walinspect), and pg_stat_wal.wal_sync (the WAL flushes; see make_flushes_countable).
 - idle: what each contender sends while it does nothing.
+
+Commit records cannot tell a durable commit from an asynchronous one (synchronous_commit off
+writes the same record and waits for no flush), so the durable commits are counted as what they
+wait for: the flushes. calibrate() checks the count on a known case every run.
 """
 
 import contextlib
@@ -243,6 +247,48 @@ def start_cluster():
     return cluster
 
 
+# The WAL writer flushes asynchronous commits in the background, every wal_writer_delay or each
+# wal_writer_flush_after of WAL; held off (both at their most) while counting, a flush during a task
+# is a backend's own, for a commit that waits for it. Checkpoints, which flush too, are held off as well.
+COUNTING_SETTINGS = {"wal_writer_delay": "10s", "wal_writer_flush_after": "1GB", "checkpoint_timeout": "1h"}
+
+# A backend publishes its statistics (pg_stat_wal.wal_sync among them) when it goes idle, but at
+# most once a second; otherwise up to 10 s later. pg_stat_force_next_flush() makes its next idle
+# moment publish them: called from a statement trigger on every table a contender writes, it makes
+# each writing transaction's flushes visible before the client has its answer, in whichever of
+# the contender's sessions it ran, without a statement or a round trip of its own.
+STATS_NOW = """CREATE SCHEMA IF NOT EXISTS jr_bench;
+CREATE OR REPLACE FUNCTION jr_bench.stats_now() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.pg_stat_force_next_flush();
+    RETURN NULL;
+END
+$$;
+DO $$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN SELECT c.oid::regclass FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'jr_bench')
+               AND n.nspname NOT LIKE 'pg_toast%'
+    LOOP
+        EXECUTE format('CREATE OR REPLACE TRIGGER jr_bench_stats_now AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE'
+                       ' ON %s FOR EACH STATEMENT EXECUTE FUNCTION jr_bench.stats_now()', t);
+    END LOOP;
+END
+$$"""
+
+
+def make_flushes_countable(cluster, dbnames):
+    """Before the counting pass: the WAL writer and checkpoints held off, and every table of each
+    database given the trigger that publishes a writing session's statistics at once."""
+    for name, value in COUNTING_SETTINGS.items():
+        cluster.admin(f"ALTER SYSTEM SET {name} = '{value}'")
+    cluster.admin("SELECT pg_reload_conf()")
+    for dbname in dbnames:
+        cluster.admin(STATS_NOW, dbname=dbname)
+
+
 def prepare_contender(cluster, kind):
     """Its own login and database; the ledger's migrated, its login a member of jr_executor as the
     executor's is. Returns the connect request's arguments (direct to the server)."""
@@ -272,25 +318,35 @@ class Counters:
             cur.execute(sql, params)
             return cur.fetchall()
 
-    def snapshot(self, login, proxy):
-        statements, lsn = self.query(
+    def snapshot(self, login=None, proxy=None):
+        """The counters now: statements by login (when given), the proxy's turns, the WAL's insert
+        position and pg_stat_wal.wal_sync."""
+        statements, lsn, syncs = self.query(
             "SELECT (SELECT coalesce(sum(s.calls), 0)::bigint FROM pg_stat_statements s"
-            " JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = %s), pg_current_wal_flush_lsn()::text",
-            (login,))[0]
-        return {"statements": statements, "turns": proxy.turns, "lsn": lsn}
+            " JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = %s), pg_current_wal_insert_lsn()::text,"
+            " (SELECT wal_sync FROM pg_stat_wal)", (login,))[0]
+        return {"statements": statements, "turns": proxy.turns if proxy else 0, "lsn": lsn, "syncs": syncs}
 
-    def commits(self, start_lsn, end_lsn):
-        """Commit records in the WAL between two positions: the transactions that made a durable
-        commit (with synchronous_commit on, each waits for one WAL flush)."""
+    def commit_records(self, start_lsn, end_lsn):
+        """Commit records in the WAL between two positions: every transaction that wrote and
+        committed, whether its commit waited for a WAL flush or not."""
         if start_lsn == end_lsn:
             return 0  # pg_walinspect refuses an empty range
+        if self.query("SELECT pg_current_wal_flush_lsn() < %s::pg_lsn", (end_lsn,))[0][0]:
+            # pg_walinspect reads only flushed WAL, and an asynchronous commit may end the range:
+            # a transactional message is a write whose commit flushes it, after the range.
+            self.query("SELECT pg_logical_emit_message(true, 'jr_bench', 'read the WAL back')::text")
         return self.query("SELECT count(*) FROM pg_get_wal_records_info(%s::pg_lsn, %s::pg_lsn)"
                           " WHERE resource_manager = 'Transaction' AND record_type LIKE 'COMMIT%%'",
                           (start_lsn, end_lsn))[0][0]
 
     def delta(self, before, after):
+        """What happened between two snapshots: statements, round trips, commit records and WAL
+        flushes (pg_stat_wal.wal_sync: with the WAL writer held off and one contender at work, the
+        flushes its durable commits waited for)."""
         return {"statements": after["statements"] - before["statements"], "turns": after["turns"] - before["turns"],
-                "flushes": self.commits(before["lsn"], after["lsn"])}
+                "commits": self.commit_records(before["lsn"], after["lsn"]),
+                "flushes": after["syncs"] - before["syncs"]}
 
     def statements_by_kind(self, login):
         rows = self.query("SELECT s.query, s.calls FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid"
@@ -301,11 +357,18 @@ class Counters:
             kinds[kind] = kinds.get(kind, 0) + calls
         return kinds
 
-    def wal_syncs(self):
-        return self.query("SELECT wal_sync, pg_current_wal_flush_lsn()::text FROM pg_stat_wal")[0]
-
     def backends(self, logins):
-        return self.query("SELECT count(*) FROM pg_stat_activity WHERE usename = ANY(%s)", (list(logins),))[0][0]
+        """The pids of the logins' backends."""
+        return {pid for (pid,) in self.query("SELECT pid FROM pg_stat_activity WHERE usename = ANY(%s)",
+                                             (list(logins),))}
+
+    def wait_gone(self, pids, seconds=15):
+        """Until none of these backends is left (a backend publishes its statistics as it exits)."""
+        deadline = time.monotonic() + seconds
+        while pids and time.monotonic() < deadline:
+            if not self.query("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (list(pids),))[0][0]:
+                return
+            time.sleep(0.05)
 
     def close(self):
         self.conn.close()
@@ -340,35 +403,77 @@ def timing_pass(workers, rounds, retry_rounds, keys):
     return tasks, retries
 
 
-def counting_pass(workers, counters, proxies, logins, count_tasks, keys):
+def counting_pass(workers, counters, proxies, logins, count_tasks, count_retries, keys):
+    """Each contender alone: count_tasks tasks, then count_retries failures each followed by its
+    retry, each between two snapshots. Per step, the medians over tasks; per retry, the medians.
+    Also the totals of every window, for the cross-check."""
     counts, retry_counts, kinds = {}, {}, {}
-    for worker in workers:
+    windows = {"commits": 0, "flushes": 0}
+
+    def counted(worker, op, key):
         login, proxy = logins[worker.kind], proxies[worker.kind]
-        kinds_before = counters.statements_by_kind(login)
-        per_task = []
-        for _ in range(count_tasks):
-            before = counters.snapshot(login, proxy)
-            worker.ask("task", task=next(keys))
-            per_task.append(counters.delta(before, counters.snapshot(login, proxy)))
-        kinds_after = counters.statements_by_kind(login)
+        before = counters.snapshot(login, proxy)
+        worker.ask(op, task=key)
+        delta = counters.delta(before, counters.snapshot(login, proxy))
+        for field in windows:
+            windows[field] += delta[field]
+        return delta
+
+    for worker in workers:
+        kinds_before = counters.statements_by_kind(logins[worker.kind])
+        per_task = [counted(worker, "task", next(keys)) for _ in range(count_tasks)]
+        kinds_after = counters.statements_by_kind(logins[worker.kind])
         kinds[worker.kind] = {k: (n - kinds_before.get(k, 0)) / (count_tasks * STEPS) for k, n in kinds_after.items()
                               if n != kinds_before.get(k, 0)}
         counts[worker.kind] = {field: statistics.median(d[field] for d in per_task) / STEPS
-                               for field in ("statements", "turns", "flushes")}
-        key = next(keys)
-        worker.ask("fail", task=key)
-        before = counters.snapshot(login, proxy)
-        worker.ask("retry", task=key)
-        retry_counts[worker.kind] = counters.delta(before, counters.snapshot(login, proxy))
-    return counts, retry_counts, kinds
+                               for field in ("statements", "turns", "commits", "flushes")}
+        per_retry = []
+        for _ in range(count_retries):
+            key = next(keys)
+            counted(worker, "fail", key)
+            per_retry.append(counted(worker, "retry", key))
+        retry_counts[worker.kind] = {field: statistics.median(d[field] for d in per_retry)
+                                     for field in ("turns", "commits", "flushes")}
+    return counts, retry_counts, kinds, windows
+
+
+def calibrate(cluster, counters, commits=STEPS, runs=3):
+    """The count on a known case: `commits` one-row transactions with synchronous_commit on, then
+    as many with it off, in a database of their own with the contenders' trigger; medians of
+    `runs` runs. {setting: (commit records, WAL flushes)}: expected (commits, commits) and (commits, 0)."""
+    cluster.admin("CREATE DATABASE jr_peer_calibration")
+    cluster.admin("CREATE TABLE known_case (n integer)", dbname="jr_peer_calibration")
+    cluster.admin(STATS_NOW, dbname="jr_peer_calibration")
+    conn = cluster.connect("jr_peer_calibration")
+    conn.autocommit = True
+    found = {}
+    try:
+        with conn.cursor() as cur:
+            for setting in ("on", "off"):
+                cur.execute(f"SET synchronous_commit = {setting}")
+                per_run = []
+                for _ in range(runs):
+                    before = counters.snapshot()
+                    for n in range(commits):
+                        cur.execute("INSERT INTO known_case VALUES (%s)", (n,))
+                    per_run.append(counters.delta(before, counters.snapshot()))
+                found[setting] = tuple(statistics.median(d[field] for d in per_run) for field in ("commits", "flushes"))
+    finally:
+        conn.close()
+    return found
 
 
 def idle_pass(workers, counters, proxies, logins, seconds):
+    """What each contender sends while it does nothing, and what the whole server commits and
+    flushes meanwhile (nothing, or another contender's count could take it)."""
     before = {w.kind: counters.snapshot(logins[w.kind], proxies[w.kind]) for w in workers}
+    server = counters.snapshot()
     time.sleep(seconds)
+    server = counters.delta(server, counters.snapshot())
     after = {w.kind: counters.snapshot(logins[w.kind], proxies[w.kind]) for w in workers}
-    return {kind: {"statements": (after[kind]["statements"] - before[kind]["statements"]) / seconds,
-                   "turns": (after[kind]["turns"] - before[kind]["turns"]) / seconds} for kind in before}
+    per_kind = {kind: {"statements": (after[kind]["statements"] - before[kind]["statements"]) / seconds,
+                       "turns": (after[kind]["turns"] - before[kind]["turns"]) / seconds} for kind in before}
+    return per_kind, server
 
 
 # -- the section ----------------------------------------------------------------------------------
@@ -380,6 +485,7 @@ def fmt(value, digits):
 def section(say, rounds, number="6"):
     """Run the peers section and say its table; False when it failed (the bench then exits 1)."""
     retry_rounds, count_tasks = max(1, rounds // 4), min(5, max(3, rounds // 8))
+    count_retries = 3 if rounds >= 10 else 1
     idle_seconds = 2 if rounds >= 10 else 1
     say(f"\n{number}. Peers: a {STEPS}-step task of no-op steps, through this ledger and through what an executor "
         f"would pick instead; each contender in its own process, asked for one task a round in a rotating order "
@@ -398,7 +504,6 @@ def section(say, rounds, number="6"):
         cluster = start_cluster()
         counters = Counters(cluster)
         version = counters.query("SELECT current_setting('server_version')")[0][0]
-        syncs_before, lsn_before = counters.wal_syncs()
         direct = {kind: prepare_contender(cluster, kind) for kind, _, _ in CONTENDERS}
         logins = {kind: args["user"] for kind, args in direct.items()}
         workers = [Worker(kind, label, sys.executable if venv == "project" else python, log_dir)
@@ -412,24 +517,19 @@ def section(say, rounds, number="6"):
                 worker.ask("task", task=next(keys))
         tasks, retries = timing_pass(workers, rounds, retry_rounds, keys)
 
+        make_flushes_countable(cluster, [args["dbname"] for args in direct.values()])
+        timing_backends = counters.backends(logins.values())
         proxies = {w.kind: CountingProxy(cluster.port) for w in workers}
         ask_all(workers, "connect", lambda w: dict(direct[w.kind], port=proxies[w.kind].port))
+        counters.wait_gone(timing_backends)  # each publishes what it had pending as it exits
         for worker in workers:
             worker.ask("task", task=next(keys))
-        counts, retry_counts, kinds = counting_pass(workers, counters, proxies, logins, count_tasks, keys)
+        calibration = calibrate(cluster, counters)
+        pass_before = counters.snapshot()
+        counts, retry_counts, kinds, windows = counting_pass(workers, counters, proxies, logins, count_tasks,
+                                                             count_retries, keys)
+        whole_pass = counters.delta(pass_before, counters.snapshot())
         idle = idle_pass(workers, counters, proxies, logins, idle_seconds)
-
-        for worker in workers:
-            worker.close()
-        deadline = time.monotonic() + 15  # a backend reports its WAL counters when it exits
-        while counters.backends(logins.values()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.5)
-        syncs_after, lsn_after = counters.wal_syncs()
-        try:
-            cross_check = (syncs_after - syncs_before, counters.commits(lsn_before, lsn_after))
-        except psycopg2.Error:
-            cross_check = None
     except (PeerFailed, OSError, psycopg2.Error, subprocess.SubprocessError, RuntimeError) as exc:
         say(f"  failed: {exc}")
         return False
@@ -443,25 +543,25 @@ def section(say, rounds, number="6"):
         if cluster is not None:
             cluster.destroy()
         shutil.rmtree(log_dir, ignore_errors=True)
-    report(say, version, versions, tasks, retries, counts, retry_counts, kinds, idle, cross_check, count_tasks,
-           idle_seconds)
+    report(say, version, versions, tasks, retries, counts, retry_counts, kinds, idle, calibration,
+           (whole_pass, windows), count_tasks, count_retries, idle_seconds)
     return True
 
 
-def report(say, version, versions, tasks, retries, counts, retry_counts, kinds, idle, cross_check, count_tasks,
-           idle_seconds):
+def report(say, version, versions, tasks, retries, counts, retry_counts, kinds, idle, calibration, cross_check,
+           count_tasks, count_retries, idle_seconds):
     say(f"  PostgreSQL {version}; " + ", ".join(f"{name} {v}" for name, v in sorted(versions.items())))
     labels = {kind: label for kind, label, _ in CONTENDERS}
     overhead = {kind: statistics.median((t["ms"] - t["baseline_ms"]) / STEPS for t in runs)
                 for kind, runs in tasks.items()}
     say(f"  {'per step of a task':<48} {'ms/step':>8} {'vs StepRecorder':>16} {'statements':>11} "
-        f"{'round trips':>12} {'WAL flushes':>12}")
+        f"{'round trips':>12} {'commits':>8} {'WAL flushes':>12}")
     for kind, label, _ in CONTENDERS:
         c = counts[kind]
         say(f"  {label:<48} {overhead[kind]:>8.3f} {overhead[kind] / overhead[BASELINE_KIND]:>15.2f}x "
-            f"{c['statements']:>11.2f} {c['turns']:>12.2f} {c['flushes']:>12.2f}")
+            f"{c['statements']:>11.2f} {c['turns']:>12.2f} {c['commits']:>8.2f} {c['flushes']:>12.2f}")
     say(f"  {f'retry after step {FAIL_AT} of {STEPS} failed':<48} {'ms':>8} {'waiting before':>16} "
-        f"{'after':>7} {'steps re-run':>13} {'round trips':>12} {'WAL flushes':>12}")
+        f"{'after':>7} {'steps re-run':>13} {'round trips':>12} {'commits':>8} {'WAL flushes':>12}")
     for kind, label, _ in CONTENDERS:
         runs = retries[kind]
         before = statistics.median(r["before_first_ms"] for r in runs)
@@ -469,24 +569,41 @@ def report(say, version, versions, tasks, retries, counts, retry_counts, kinds, 
         rerun = statistics.median(len(r["ran"]) for r in runs)
         rc = retry_counts[kind]
         say(f"  {label:<48} {statistics.median(r['ms'] for r in runs):>8.1f} {before:>16.1f} {after:>7.1f} "
-            f"{rerun:>13g} {rc['turns']:>12} {rc['flushes']:>12}")
+            f"{rerun:>13g} {rc['turns']:>12g} {rc['commits']:>8g} {rc['flushes']:>12g}")
     plain = statistics.median(t["baseline_ms"] for t in tasks[BASELINE_KIND])
     graph = statistics.median(t["baseline_ms"] for t in tasks["langgraph-sync"] + tasks["langgraph-async"])
     say(f"  ms/step: (the task - the same loop without persistence) / {STEPS}, the median over rounds. Without "
         f"persistence: the {STEPS} step functions in a plain loop ({plain:.3f} ms a task); for LangGraph the same "
         f"graph compiled without a checkpointer ({graph:.2f} ms a task, {(graph - plain) / STEPS:.3f} ms/step of "
         f"LangGraph's own, not counted above)")
-    say(f"  counted over {count_tasks} more tasks each, one at a time, medians: statements from pg_stat_statements "
-        f"by the contender's login (BEGIN, COMMIT and SET included); round trips by a loopback proxy in front of "
-        f"each (the client speaking after the server spoke; a pipelined batch counts once); WAL flushes as the "
-        f"commit records in the WAL written meanwhile (pg_walinspect): the durable commits, each waiting for a flush")
+    say(f"  counted over {count_tasks} more tasks and {count_retries} more retries each, one contender at a time, "
+        f"medians:")
+    say("    statements: pg_stat_statements by the contender's login (BEGIN, COMMIT and SET included)")
+    say("    round trips: a loopback proxy in front of each contender (the client speaking after the server spoke; "
+        "a pipelined batch counts once)")
+    say("    commits: the commit records in the WAL written meanwhile (pg_walinspect), durable or not: an "
+        "asynchronous commit (synchronous_commit off) writes the same record and waits for no flush")
+    settings = ", ".join(f"{name} {value}" for name, value in COUNTING_SETTINGS.items())
+    say(f"    WAL flushes: pg_stat_wal.wal_sync, the durable commits' flushes: the WAL writer and checkpoints held "
+        f"off ({settings}), so a flush is a backend's own, made for a commit that waits for it; a statement trigger "
+        f"on each of the contender's tables calls pg_stat_force_next_flush(), so each session publishes its "
+        f"flushes before its client has the answer")
+    on, off = calibration["on"], calibration["off"]
+    say(f"    checked on a known case, {STEPS} one-row commits (median of 3 runs): with synchronous_commit on, "
+        f"{on[0]:g} commit records and {on[1]:g} WAL flushes; with it off, {off[0]:g} commit records and "
+        f"{off[1]:g} WAL flushes")
     for kind, label, _ in CONTENDERS:
         mix = ", ".join(f"{k} {v:.2f}" for k, v in sorted(kinds[kind].items(), key=lambda kv: -kv[1]))
-        say(f"    statements per step, {label}: {mix or 'none'}")
+        why = (" (the SETs are SET LOCAL statement_timeout and lock_timeout, sent in the same string as each call, "
+               "so in the same round trip: they bound the call behind PgBouncer too)") if kind == "recorder" else ""
+        say(f"    statements per step, {label}: {mix or 'none'}{why}")
+    per_kind, server = idle
     busy = [f"{labels[kind]}: {v['statements']:.1f} statements and {v['turns']:.1f} round trips a second"
-            for kind, v in idle.items() if v["statements"] or v["turns"]]
-    say(f"  idle for {idle_seconds} s: " + ("; ".join(busy) if busy else "nobody sent anything"))
-    if cross_check is not None:
-        syncs, commits = cross_check
-        say(f"  cross-check over the whole section: pg_stat_wal.wal_sync counted {syncs} WAL flushes for {commits}"
-            f" commit records")
+            for kind, v in per_kind.items() if v["statements"] or v["turns"]]
+    say(f"  idle for {idle_seconds} s: " + ("; ".join(busy) if busy else "nobody sent anything")
+        + f"; the server meanwhile: {server['commits']} commit records, {server['flushes']} WAL flushes")
+    whole, windows = cross_check
+    say(f"  cross-check over the counting pass: the WAL holds {whole['commits']} commit records and "
+        f"pg_stat_wal.wal_sync rose by {whole['flushes']}; the contenders' counted tasks, failures and retries "
+        f"account for {windows['commits']} and {windows['flushes']} of them, the rest are the server's and the "
+        f"bench's own")

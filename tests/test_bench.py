@@ -1,7 +1,9 @@
 """make bench still runs: a smoke run of every section, tiny, against a throwaway database server.
 It asserts that the table is complete and that the scratch databases, the peers' cluster and their
-processes are gone; never a time. The peers section installs .venv-peers on first use (about a
-minute); offline, it says so in one line and the bench still succeeds.
+processes are gone; never a time. Of the peers' counts, it asserts the WAL flush count's check on a
+known case, and what a step through the thin calls costs: two round trips, one durable commit.
+The peers section installs .venv-peers on first use (about a minute); offline, it says so in one
+line and the bench still succeeds.
 Logins with fewer privileges, as on bluefin: without CREATEDB the bench stops at once and says what
 it needs; with CREATEDB but no superuser it skips what needs one and runs the rest."""
 
@@ -73,7 +75,12 @@ def test_bench_runs_every_section_and_leaves_nothing_behind(cluster, tmp_path):
     if "skipped: the peers could not be installed" not in peers:  # offline, on a machine without them
         for label in PEER_LABELS:
             assert peers.count(label) >= 3, f"{label}: a row in each table and a line of statements"
-        assert "retry after step 10 of 20 failed" in peers and "cross-check over the whole section" in peers
+        assert "retry after step 10 of 20 failed" in peers and "cross-check over the counting pass" in peers
+        assert ("with synchronous_commit on, 20 commit records and 20 WAL flushes; with it off, 20 commit records"
+                " and 0 WAL flushes") in peers, "the WAL flushes are the durable commits, not the commit records"
+        thin = next(line for line in peers.splitlines() if line.startswith("  this ledger: thin db.* calls  "))
+        assert thin.split()[-4:] == ["2.00", "2.00", "2.00", "1.00"], \
+            "a step that runs: two statements, two round trips, two commits, one of them durable"
     assert cluster.admin("SELECT datname FROM pg_database WHERE datname LIKE 'jr_bench_%'") == []
     assert peer_leftovers() <= before, "the peers' cluster and workers are gone"
 
