@@ -103,11 +103,19 @@ def report_notices(conn):
     del conn.notices[:]
 
 
+def pin_search_path(cur):
+    """For the rest of the transaction, names resolve in pg_catalog (and pg_temp, last) only: an
+    operator, function or type someone planted in public cannot bind into a CHECK, a view or a
+    default that the migration creates, nor run with the migrator's rights."""
+    cur.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")
+
+
 @contextlib.contextmanager
 def locked_transaction(conn, wait_timeout, lock_timeout):
     """One transaction holding the migration lock, with lock_timeout set for it alone; commits
     when the block ends, rolls back when it raises."""
     with conn, conn.cursor() as cur:
+        pin_search_path(cur)
         cur.execute("SELECT set_config('lock_timeout', %s, true)", (wait_timeout,))
         try:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
@@ -184,6 +192,7 @@ def breaking_rows(conn, table, expr):
     """How many rows of public.table break a CHECK. Counted in a transaction of its own, after the
     migration's commit, so that the count does not prolong the migration's locks."""
     with conn, conn.cursor() as cur:
+        pin_search_path(cur)
         cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE NOT ({})").format(
             sql.Identifier("public", table), sql.SQL(expr)))
         return cur.fetchone()[0]

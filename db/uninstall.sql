@@ -3,6 +3,8 @@
 -- migration ledger, then the roles jr_executor and jr_reader unless something else still uses them.
 -- No CASCADE: if a DBA built something of their own on these tables, this fails and changes nothing.
 SET lock_timeout = '5s';
+-- Names resolve in pg_catalog only: nothing planted in public runs with the uninstaller's rights.
+SET search_path = pg_catalog, pg_temp;
 SET client_min_messages = notice;
 
 DROP VIEW IF EXISTS public.jr_step_type_stats, public.jr_task_progress, public.jr_retry_effectiveness,
