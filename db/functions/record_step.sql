@@ -6,7 +6,9 @@
 --     the future counts as now;
 --   * stores step_content_hash as the seed's Python computed it, from the full target path, and the
 --     client's step_definition_hash; a success of a definition is counted in
---     jr_step_definition_successes, which begin_step reads.
+--     jr_step_definition_successes, which begin_step reads;
+--   * takes a value of jr_step_rewards_id_seq only for a step it inserts, and of the history's
+--     identity only for an event it stores: stale and duplicate events take none.
 -- A pending marker opens an attempt; an outcome (success, failed) closes it and counts it in
 -- attempts, and a failure in failed_attempts too.
 CREATE OR REPLACE FUNCTION public.record_step(
@@ -97,17 +99,20 @@ BEGIN
 
     -- History first: its unique event_id makes a concurrent replay of the same event wait here and
     -- then stop, before it can count anything. Its attempt number is read from the step's row in
-    -- the same statement, and checked after the write below.
+    -- the same statement, and checked after the write below. A replay already stored is found by
+    -- NOT EXISTS before a row is formed, so it takes no value of the history's identity; only a
+    -- replay racing its own first delivery still does, in ON CONFLICT.
     INSERT INTO public.jr_step_attempts AS a (
         event_id, task_id, step_number, attempt_number, step_type, target_file, step_content_hash,
         step_definition_hash, execution_result, execution_time_ms, error_detail, executor, recorded_at)
-    VALUES (
+    SELECT
         coalesce(record_step.event_id, gen_random_uuid()), record_step.task_id, record_step.step_number,
         coalesce((SELECT r.attempts FROM public.jr_step_rewards r
                   WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number), 0) + 1,
         record_step.step_type, stored_target, content_hash, record_step.step_definition_hash,
         record_step.execution_result, record_step.execution_time_ms, stored_error,
-        coalesce(public.jr_elide_middle(record_step.executor, executor_max), session_user), event_time)
+        coalesce(public.jr_elide_middle(record_step.executor, executor_max), session_user), event_time
+    WHERE NOT EXISTS (SELECT FROM public.jr_step_attempts seen WHERE seen.event_id = record_step.event_id)
     ON CONFLICT ON CONSTRAINT jr_step_attempts_event_id_key DO NOTHING
     RETURNING a.id, a.attempt_number INTO history_id, history_attempt;
 
@@ -127,7 +132,9 @@ BEGIN
     -- least as new as the row updates it; a new step is inserted (ON CONFLICT so a concurrent
     -- first event of the same step cannot fail us); an older event only counts its attempt. The
     -- insert is tried before the stale update because only stale events (replays) pay for the
-    -- extra statement, and its sequence value, that way.
+    -- extra statement that way. It inserts only when NOT EXISTS finds no row, so an event of a step
+    -- the ledger has takes no value of the 32-bit jr_step_rewards_id_seq, a stale one included;
+    -- only the loser of a race between two first events of one step still takes one, in ON CONFLICT.
     LOOP
         UPDATE public.jr_step_rewards AS r
         SET step_type = record_step.step_type,
@@ -152,10 +159,12 @@ BEGIN
         INSERT INTO public.jr_step_rewards AS r (
             task_id, step_number, step_type, target_file, step_content_hash, step_definition_hash,
             execution_result, execution_time_ms, error_detail, attempts, failed_attempts, last_event_at)
-        VALUES (
+        SELECT
             record_step.task_id, record_step.step_number, record_step.step_type, stored_target,
             content_hash, record_step.step_definition_hash, record_step.execution_result,
-            record_step.execution_time_ms, stored_error, counts, counts_failed, event_time)
+            record_step.execution_time_ms, stored_error, counts, counts_failed, event_time
+        WHERE NOT EXISTS (SELECT FROM public.jr_step_rewards known
+                          WHERE known.task_id = record_step.task_id AND known.step_number = record_step.step_number)
         ON CONFLICT ON CONSTRAINT jr_step_rewards_task_id_step_number_key DO NOTHING
         RETURNING r.attempts INTO attempts_after;
         IF FOUND THEN
