@@ -65,6 +65,38 @@ def test_a_replay_racing_its_original_is_a_duplicate(cluster, migrated_db):
     assert cluster.admin("SELECT count(*) FROM jr_step_attempts WHERE task_id = 6", dbname=migrated_db) == [(1,)]
 
 
+def values_taken(cluster, db):
+    """How many values each table's id sequence has handed out (none yet: 0)."""
+    taken = {}
+    for table in ("jr_step_rewards", "jr_step_attempts"):
+        [(name,)] = cluster.admin("SELECT pg_get_serial_sequence(%s, 'id')", (f"public.{table}",), dbname=db)
+        [(last, called)] = cluster.admin(f"SELECT last_value, is_called FROM {name}", dbname=db)
+        taken[table] = last if called else last - 1
+    return taken
+
+
+def test_only_an_event_that_inserts_a_row_takes_a_sequence_value(cluster, migrated_db):
+    """The issue's measure, exactly, on a database nobody else writes to: 1000 stale calls moved
+    jr_step_rewards_id_seq from 1 to 1001. Now stale events, replays and newer events of a step the
+    ledger has take no value of it, replays none of the history's identity either."""
+    event = "c0000000-0000-4000-8000-000000000001"
+    calls = ("SELECT count(*) FROM (SELECT record_step(9, 1, 'bash', NULL, %s, 1, NULL, %s, %s)"
+             " FROM generate_series(1, %s)) c")
+    cluster.admin(calls, ("success", "2020-01-01 12:00+00", event, 1), dbname=migrated_db)
+    assert values_taken(cluster, migrated_db) == {"jr_step_rewards": 1, "jr_step_attempts": 1}
+
+    cluster.admin(calls, ("failed", "2020-01-01 11:00+00", None, 1000), dbname=migrated_db)
+    cluster.admin(calls, ("success", "2020-01-01 12:00+00", event, 100), dbname=migrated_db)
+    cluster.admin(calls, ("success", None, None, 100), dbname=migrated_db)
+    assert cluster.admin("SELECT attempts FROM jr_step_rewards WHERE task_id = 9", dbname=migrated_db) == [(1101,)]
+    assert values_taken(cluster, migrated_db) == {"jr_step_rewards": 1, "jr_step_attempts": 1101}, \
+        "1000 stale, 100 replayed and 100 newer events: no step id, and a history id only for each stored event"
+
+    cluster.admin(RECORD, (9, 2, "pending", None), dbname=migrated_db)
+    assert values_taken(cluster, migrated_db) == {"jr_step_rewards": 2, "jr_step_attempts": 1102}, \
+        "a new step takes exactly one"
+
+
 def nested_plans(cluster, db, sql):
     """The plans of every statement run inside the functions sql calls, as auto_explain logs them."""
     conn = cluster.connect(db)

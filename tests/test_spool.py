@@ -3,9 +3,12 @@ lose nothing and send nothing twice."""
 
 import json
 import multiprocessing
+import os
+import stat
 import threading
 import time
 
+import pytest
 from jr_step_rewards.records import StepEvent
 from jr_step_rewards.spool import Spool
 
@@ -101,3 +104,57 @@ def test_moving_rejected_events_back_takes_the_writers_lock(tmp_path):
         assert not spool.path.exists() and spool.path.with_name("spool.jsonl.rejected").exists()
     moving.join(5)
     assert len(spool.events()) == 1
+
+
+def modes(root):
+    """{path relative to root's parent: permission bits} of root and everything under it."""
+    return {str(p.relative_to(root.parent)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o277], ids=["umask 000", "umask 022", "umask 277"])
+def test_every_file_the_spool_makes_is_0600_and_every_folder_0700_whatever_the_umask(tmp_path, umask):
+    """The events and the rejection reasons hold error texts and paths: only their owner reads them.
+    Under umask 000 open() and mkdir() would make them 0666 and 0777; under 277, 0400 and 0500."""
+    tmp_path.chmod(0o755)
+    spool = Spool(tmp_path / "state" / "jr-step-rewards" / "spool.jsonl")  # two folders to make
+    events = [StepEvent.create(1, n, "bash", None, "success", 1) for n in (1, 2, 3, 4)]
+    sent = []
+
+    def send(event):
+        if sent:
+            raise RuntimeError("the database went away")
+        sent.append(event)
+        return "recorded"
+
+    previous = os.umask(umask)
+    try:
+        for event in events[:3]:
+            spool.append(event)
+        spool.reject(events[0], "refused")
+        rejected = spool.path.with_name("spool.jsonl.rejected")
+        assert stat.S_IMODE(rejected.stat().st_mode) == 0o600, "the rejected file as reject() makes it"
+        with open(rejected, "ab") as f:
+            f.write(b'{"torn')  # kept by requeue_rejected, which then rewrites the file through a .tmp
+        assert spool.requeue_rejected() == (1, 1)
+        assert spool.replay(send)["error"] is not None, "stops on the second event: a batch and its .sent"
+        spool.append(events[3])
+    finally:
+        os.umask(previous)
+
+    found = modes(tmp_path / "state")
+    batch = next(name for name in found if name.endswith(".sent"))[:-len(".sent")]
+    assert found == {
+        "state": 0o700, "state/jr-step-rewards": 0o700,
+        "state/jr-step-rewards/spool.jsonl": 0o600, "state/jr-step-rewards/spool.jsonl.lock": 0o600,
+        "state/jr-step-rewards/spool.jsonl.replay.lock": 0o600, "state/jr-step-rewards/spool.jsonl.rejected": 0o600,
+        batch: 0o600, batch + ".sent": 0o600}
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755, "a folder that was there is left as it was"
+
+
+def test_a_rejected_file_left_readable_by_an_older_version_is_narrowed_to_0600(tmp_path):
+    spool = Spool(tmp_path / "spool.jsonl")
+    rejected = tmp_path / "spool.jsonl.rejected"
+    rejected.write_text("")
+    rejected.chmod(0o644)
+    spool.reject(StepEvent.create(1, 1, "bash", None, "success", 1), "refused")
+    assert stat.S_IMODE(rejected.stat().st_mode) == 0o600

@@ -6,7 +6,11 @@
 --     the future counts as now;
 --   * stores step_content_hash as the seed's Python computed it, from the full target path, and the
 --     client's step_definition_hash; a success of a definition is counted in
---     jr_step_definition_successes, which begin_step reads.
+--     jr_step_definition_successes, which begin_step reads;
+--   * takes a value of jr_step_rewards_id_seq only for a step it inserts, and of the history's
+--     identity only for an event it stores: stale and duplicate events take none;
+--   * never shows a row in an error: a step row that breaks a constraint (one written before the
+--     ledger's NOT VALID CHECKs) fails with the step, the constraint and its SQLSTATE, no DETAIL.
 -- A pending marker opens an attempt; an outcome (success, failed) closes it and counts it in
 -- attempts, and a failure in failed_attempts too.
 CREATE OR REPLACE FUNCTION public.record_step(
@@ -48,6 +52,10 @@ DECLARE
     owner_task integer;
     owner_step integer;
     outcome text;
+    failed_state text;
+    failed_table text;
+    failed_constraint text;
+    failed_column text;
 BEGIN
     missing := CASE
         WHEN record_step.task_id IS NULL THEN 'task_id'
@@ -97,17 +105,20 @@ BEGIN
 
     -- History first: its unique event_id makes a concurrent replay of the same event wait here and
     -- then stop, before it can count anything. Its attempt number is read from the step's row in
-    -- the same statement, and checked after the write below.
+    -- the same statement, and checked after the write below. A replay already stored is found by
+    -- NOT EXISTS before a row is formed, so it takes no value of the history's identity; only a
+    -- replay racing its own first delivery still does, in ON CONFLICT.
     INSERT INTO public.jr_step_attempts AS a (
         event_id, task_id, step_number, attempt_number, step_type, target_file, step_content_hash,
         step_definition_hash, execution_result, execution_time_ms, error_detail, executor, recorded_at)
-    VALUES (
+    SELECT
         coalesce(record_step.event_id, gen_random_uuid()), record_step.task_id, record_step.step_number,
         coalesce((SELECT r.attempts FROM public.jr_step_rewards r
                   WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number), 0) + 1,
         record_step.step_type, stored_target, content_hash, record_step.step_definition_hash,
         record_step.execution_result, record_step.execution_time_ms, stored_error,
-        coalesce(public.jr_elide_middle(record_step.executor, executor_max), session_user), event_time)
+        coalesce(public.jr_elide_middle(record_step.executor, executor_max), session_user), event_time
+    WHERE NOT EXISTS (SELECT FROM public.jr_step_attempts seen WHERE seen.event_id = record_step.event_id)
     ON CONFLICT ON CONSTRAINT jr_step_attempts_event_id_key DO NOTHING
     RETURNING a.id, a.attempt_number INTO history_id, history_attempt;
 
@@ -127,53 +138,72 @@ BEGIN
     -- least as new as the row updates it; a new step is inserted (ON CONFLICT so a concurrent
     -- first event of the same step cannot fail us); an older event only counts its attempt. The
     -- insert is tried before the stale update because only stale events (replays) pay for the
-    -- extra statement, and its sequence value, that way.
-    LOOP
-        UPDATE public.jr_step_rewards AS r
-        SET step_type = record_step.step_type,
-            target_file = stored_target,
-            step_content_hash = content_hash,
-            step_definition_hash = record_step.step_definition_hash,
-            execution_result = record_step.execution_result,
-            execution_time_ms = record_step.execution_time_ms,
-            error_detail = stored_error,
-            attempts = r.attempts + counts,
-            failed_attempts = r.failed_attempts + counts_failed,
-            last_event_at = event_time,
-            updated_at = now()
-        WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number
-          AND r.last_event_at <= event_time
-        RETURNING r.attempts INTO attempts_after;
-        IF FOUND THEN
-            outcome := 'recorded';
-            EXIT;
-        END IF;
+    -- extra statement that way. It inserts only when NOT EXISTS finds no row, so an event of a step
+    -- the ledger has takes no value of the 32-bit jr_step_rewards_id_seq, a stale one included;
+    -- only the loser of a race between two first events of one step still takes one, in ON CONFLICT.
+    -- The handler keeps the row out of the error: PostgreSQL's DETAIL "Failing row contains (...)"
+    -- would show the step's row, a legacy error_detail and all, to a caller who may not read the
+    -- table. Its price: the block is a subtransaction, so a write takes a second transaction id.
+    BEGIN
+        LOOP
+            UPDATE public.jr_step_rewards AS r
+            SET step_type = record_step.step_type,
+                target_file = stored_target,
+                step_content_hash = content_hash,
+                step_definition_hash = record_step.step_definition_hash,
+                execution_result = record_step.execution_result,
+                execution_time_ms = record_step.execution_time_ms,
+                error_detail = stored_error,
+                attempts = r.attempts + counts,
+                failed_attempts = r.failed_attempts + counts_failed,
+                last_event_at = event_time,
+                updated_at = now()
+            WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number
+              AND r.last_event_at <= event_time
+            RETURNING r.attempts INTO attempts_after;
+            IF FOUND THEN
+                outcome := 'recorded';
+                EXIT;
+            END IF;
 
-        INSERT INTO public.jr_step_rewards AS r (
-            task_id, step_number, step_type, target_file, step_content_hash, step_definition_hash,
-            execution_result, execution_time_ms, error_detail, attempts, failed_attempts, last_event_at)
-        VALUES (
-            record_step.task_id, record_step.step_number, record_step.step_type, stored_target,
-            content_hash, record_step.step_definition_hash, record_step.execution_result,
-            record_step.execution_time_ms, stored_error, counts, counts_failed, event_time)
-        ON CONFLICT ON CONSTRAINT jr_step_rewards_task_id_step_number_key DO NOTHING
-        RETURNING r.attempts INTO attempts_after;
-        IF FOUND THEN
-            outcome := 'recorded';
-            EXIT;
-        END IF;
+            INSERT INTO public.jr_step_rewards AS r (
+                task_id, step_number, step_type, target_file, step_content_hash, step_definition_hash,
+                execution_result, execution_time_ms, error_detail, attempts, failed_attempts, last_event_at)
+            SELECT
+                record_step.task_id, record_step.step_number, record_step.step_type, stored_target,
+                content_hash, record_step.step_definition_hash, record_step.execution_result,
+                record_step.execution_time_ms, stored_error, counts, counts_failed, event_time
+            WHERE NOT EXISTS (SELECT FROM public.jr_step_rewards known
+                              WHERE known.task_id = record_step.task_id AND known.step_number = record_step.step_number)
+            ON CONFLICT ON CONSTRAINT jr_step_rewards_task_id_step_number_key DO NOTHING
+            RETURNING r.attempts INTO attempts_after;
+            IF FOUND THEN
+                outcome := 'recorded';
+                EXIT;
+            END IF;
 
-        UPDATE public.jr_step_rewards AS r
-        SET attempts = r.attempts + counts,
-            failed_attempts = r.failed_attempts + counts_failed
-        WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number
-          AND r.last_event_at > event_time
-        RETURNING r.attempts INTO attempts_after;
-        IF FOUND THEN
-            outcome := 'stale';
-            EXIT;
-        END IF;
-    END LOOP;
+            UPDATE public.jr_step_rewards AS r
+            SET attempts = r.attempts + counts,
+                failed_attempts = r.failed_attempts + counts_failed
+            WHERE r.task_id = record_step.task_id AND r.step_number = record_step.step_number
+              AND r.last_event_at > event_time
+            RETURNING r.attempts INTO attempts_after;
+            IF FOUND THEN
+                outcome := 'stale';
+                EXIT;
+            END IF;
+        END LOOP;
+    EXCEPTION WHEN integrity_constraint_violation OR with_check_option_violation THEN
+        GET STACKED DIAGNOSTICS failed_state = RETURNED_SQLSTATE, failed_table = TABLE_NAME,
+            failed_constraint = CONSTRAINT_NAME, failed_column = COLUMN_NAME;
+        RAISE EXCEPTION 'record_step: task % step %: its row in % breaks %', record_step.task_id, record_step.step_number,
+                coalesce(nullif(failed_table, ''), 'jr_step_rewards'),
+                CASE WHEN failed_constraint <> '' THEN 'constraint ' || failed_constraint
+                     WHEN failed_column <> '' THEN 'NOT NULL on column ' || failed_column
+                     ELSE 'a constraint' END
+            USING ERRCODE = failed_state, TABLE = failed_table, CONSTRAINT = failed_constraint, COLUMN = failed_column,
+                  HINT = 'The row''s contents are not shown. A row written before the constraint existed (added NOT VALID by make migrate) can break it: a DBA can fix the row, then VALIDATE the constraint.';
+    END;
 
     -- Every success of a definition counts, a stale one too: it happened. A duplicate never gets here.
     IF record_step.execution_result = 'success' AND record_step.step_definition_hash IS NOT NULL THEN

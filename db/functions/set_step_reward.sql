@@ -4,7 +4,9 @@
 --   verified_outcome  correct, incorrect, partial, inconclusive
 --   retry_decision    skip, retry, revert, abandon, escalate
 -- Errors: NULL keys or nothing to set 22004, NaN or infinite reward 22003, a word outside the
--- vocabulary 22023, a step the ledger does not have P0002.
+-- vocabulary 22023, a step the ledger does not have P0002. A step row that breaks a constraint (one
+-- written before the ledger's NOT VALID CHECKs) fails with that constraint's SQLSTATE (23514 for a
+-- CHECK) and a message naming the step and the constraint, never the row's contents.
 CREATE OR REPLACE FUNCTION public.set_step_reward(
     task_id integer,
     step_number integer,
@@ -18,6 +20,11 @@ VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    failed_state text;
+    failed_table text;
+    failed_constraint text;
+    failed_column text;
 BEGIN
     IF set_step_reward.task_id IS NULL OR set_step_reward.step_number IS NULL THEN
         RAISE EXCEPTION 'set_step_reward: % must not be NULL',
@@ -43,12 +50,27 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    UPDATE public.jr_step_rewards AS r
-    SET implicit_reward = coalesce(set_step_reward.implicit_reward, r.implicit_reward),
-        verified_outcome = coalesce(set_step_reward.verified_outcome, r.verified_outcome),
-        retry_decision = coalesce(set_step_reward.retry_decision, r.retry_decision),
-        updated_at = now()
-    WHERE r.task_id = set_step_reward.task_id AND r.step_number = set_step_reward.step_number;
+    -- The handler keeps the row out of the error: PostgreSQL's DETAIL "Failing row contains (...)"
+    -- would show the step's row, a legacy error_detail and all, to a caller who may not read the
+    -- table. Its price: the block is a subtransaction, so the write takes a second transaction id.
+    BEGIN
+        UPDATE public.jr_step_rewards AS r
+        SET implicit_reward = coalesce(set_step_reward.implicit_reward, r.implicit_reward),
+            verified_outcome = coalesce(set_step_reward.verified_outcome, r.verified_outcome),
+            retry_decision = coalesce(set_step_reward.retry_decision, r.retry_decision),
+            updated_at = now()
+        WHERE r.task_id = set_step_reward.task_id AND r.step_number = set_step_reward.step_number;
+    EXCEPTION WHEN integrity_constraint_violation OR with_check_option_violation THEN
+        GET STACKED DIAGNOSTICS failed_state = RETURNED_SQLSTATE, failed_table = TABLE_NAME,
+            failed_constraint = CONSTRAINT_NAME, failed_column = COLUMN_NAME;
+        RAISE EXCEPTION 'set_step_reward: task % step %: its row in % breaks %', set_step_reward.task_id,
+                set_step_reward.step_number, coalesce(nullif(failed_table, ''), 'jr_step_rewards'),
+                CASE WHEN failed_constraint <> '' THEN 'constraint ' || failed_constraint
+                     WHEN failed_column <> '' THEN 'NOT NULL on column ' || failed_column
+                     ELSE 'a constraint' END
+            USING ERRCODE = failed_state, TABLE = failed_table, CONSTRAINT = failed_constraint, COLUMN = failed_column,
+                  HINT = 'The row''s contents are not shown. A row written before the constraint existed (added NOT VALID by make migrate) can break it: a DBA can fix the row, then VALIDATE the constraint.';
+    END;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'set_step_reward: task % step % is not in the ledger', set_step_reward.task_id, set_step_reward.step_number
             USING ERRCODE = 'no_data_found';

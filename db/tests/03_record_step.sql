@@ -3,7 +3,7 @@
 BEGIN;
 SET LOCAL client_min_messages = warning;
 \ir load_pgtap.psql
-SELECT plan(41);
+SELECT plan(52);
 
 -- Hash vectors computed by Python's hashlib with the seed's formula:
 --   hashlib.sha256(f"{task_id}:{step_number}:{step_type}:{target_file}".encode()).hexdigest()
@@ -83,6 +83,39 @@ SELECT is((SELECT recorded_at FROM public.jr_step_attempts WHERE event_id = 'a00
     '2020-01-01 11:00+00'::timestamptz, 'history keeps the event time given');
 SELECT ok((SELECT bool_and(received_at = now()) FROM public.jr_step_attempts WHERE task_id = -900001),
     'history keeps when the ledger received each event');
+
+-- Sequence values never roll back, and jr_step_rewards.id is the seed's 32-bit SERIAL: only an event
+-- that inserts a row may take one. currval() is the last value this session drew, so writers in
+-- other sessions (a production database) cannot move it under the test.
+SELECT is(public.record_step(-900001, 5, 'bash', NULL, 'success', 1, NULL, '2020-01-01 12:00+00',
+        'a0000000-0000-4000-8000-000000000005'), 'recorded', 'setup: a new step');
+SELECT is(currval(pg_get_serial_sequence('public.jr_step_rewards', 'id')),
+    (SELECT id::bigint FROM public.jr_step_rewards WHERE task_id = -900001 AND step_number = 5),
+    'a new step takes a value of jr_step_rewards_id_seq: its id');
+SELECT currval(pg_get_serial_sequence('public.jr_step_rewards', 'id')) AS step_ids,
+       currval(pg_get_serial_sequence('public.jr_step_attempts', 'id')) AS history_ids \gset
+SELECT results_eq(
+    $$SELECT public.record_step(-900001, 5, 'bash', NULL, 'success', 1, NULL, '2020-01-01 12:00+00',
+             'a0000000-0000-4000-8000-000000000005') FROM generate_series(1, 5)$$,
+    $$SELECT 'duplicate'::text FROM generate_series(1, 5)$$, '5 replays of the step''s event');
+SELECT is(currval(pg_get_serial_sequence('public.jr_step_rewards', 'id')), :step_ids::bigint,
+    'replays take no value of jr_step_rewards_id_seq');
+SELECT is(currval(pg_get_serial_sequence('public.jr_step_attempts', 'id')), :history_ids::bigint,
+    'nor of jr_step_attempts'' identity');
+SELECT results_eq(
+    $$SELECT public.record_step(-900001, 5, 'bash', NULL, 'failed', 1, 'late', '2020-01-01 11:00+00') FROM generate_series(1, 5)$$,
+    $$SELECT 'stale'::text FROM generate_series(1, 5)$$, '5 stale events of the step');
+SELECT is(currval(pg_get_serial_sequence('public.jr_step_rewards', 'id')), :step_ids::bigint,
+    'stale events take no value of jr_step_rewards_id_seq');
+SELECT results_eq(
+    $$SELECT public.record_step(-900001, 5, 'bash', NULL, 'success', 1) FROM generate_series(1, 5)$$,
+    $$SELECT 'recorded'::text FROM generate_series(1, 5)$$, '5 newer events of the step');
+SELECT is(currval(pg_get_serial_sequence('public.jr_step_rewards', 'id')), :step_ids::bigint,
+    'newer events of a step the ledger has take no value of jr_step_rewards_id_seq');
+SELECT is(public.record_step(-900001, 6, 'bash', NULL, 'pending', NULL), 'recorded', 'another new step');
+SELECT is(currval(pg_get_serial_sequence('public.jr_step_rewards', 'id')),
+    (SELECT id::bigint FROM public.jr_step_rewards WHERE task_id = -900001 AND step_number = 6),
+    'it takes a value: its id');
 
 -- A clock running fast cannot hold a step: a future event time counts as now.
 SELECT is(public.record_step(-900001, 3, 'bash', NULL, 'success', 1, NULL, '2999-01-01'), 'recorded', 'setup: an event from the future');

@@ -10,6 +10,11 @@ Files, all beside the spool path:
     spool.jsonl.rejected     events the ledger refused for good (bad input), kept for a person to read;
                              requeue_rejected (jr-steps replay --rejected) moves them back once fixed
 
+Every file the spool creates is 0600 and every folder it creates 0700, whatever the umask: the
+events and the rejection reasons hold error texts and paths. A file of the spool's that it writes
+and finds wider (one made by an older version) is narrowed to 0600; folders that exist are left as
+they are.
+
 A crash can leave a torn last line. The next append first ends it with a newline, so it can never
 swallow the record after it, and replay skips it with a warning. A crash during replay only means
 that some events are sent again, which the ledger counts as duplicates.
@@ -20,6 +25,7 @@ import glob
 import json
 import logging
 import os
+import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +33,39 @@ from pathlib import Path
 from .records import InvalidEvent, StepEvent
 
 log = logging.getLogger("jr_step_rewards")
+
+PRIVATE_FILE, PRIVATE_FOLDER = 0o600, 0o700
+
+
+def _open_private(path, flags):
+    """os.open with O_CREAT, the file 0600 whatever the umask: the umask masks the mode given to open,
+    so fchmod sets it, and narrows a file of ours that an older version left wider."""
+    fd = os.open(path, flags | os.O_CREAT, PRIVATE_FILE)
+    try:
+        found = os.fstat(fd)
+        if stat.S_IMODE(found.st_mode) != PRIVATE_FILE and found.st_uid == os.geteuid():
+            os.fchmod(fd, PRIVATE_FILE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _make_private_folders(folder):
+    """Create folder and its missing parents, each 0700 whatever the umask (mkdir's mode is masked by
+    it, and Path.mkdir(parents=True) gives parents the default mode). Folders that exist are left as
+    they are: a home or /tmp is not the spool's to change."""
+    missing = []
+    folder = Path(folder)
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        try:
+            os.mkdir(new, PRIVATE_FOLDER)
+        except FileExistsError:
+            continue  # another process made it first, with this same code
+        os.chmod(new, PRIVATE_FOLDER)
 
 
 def default_spool_path():
@@ -59,8 +98,8 @@ class Spool:
     @contextmanager
     def _locked(self, suffix=".lock", blocking=True):
         """An exclusive flock on a sibling lock file; yields False when not blocking and it is taken."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self._sibling(suffix), os.O_RDWR | os.O_CREAT, 0o600)
+        _make_private_folders(self.path.parent)
+        fd = _open_private(self._sibling(suffix), os.O_RDWR)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -78,7 +117,7 @@ class Spool:
 
     def _write(self, lines):
         """Append whole lines to the live spool and fsync; the caller holds the writers' lock."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = _open_private(self.path, os.O_RDWR | os.O_APPEND)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -111,7 +150,7 @@ class Spool:
             # in between sends some of them twice, which the ledger counts as duplicates.
             if kept:
                 tmp = self._sibling(".rejected.tmp")
-                with open(tmp, "wb") as f:
+                with os.fdopen(_open_private(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as f:
                     f.write(b"".join(kept))
                     f.flush()
                     os.fsync(f.fileno())
@@ -202,12 +241,13 @@ class Spool:
     def reject(self, event, reason):
         """Keep an event the ledger refused for good in the rejected file, and say so."""
         record = dict(event.as_dict(), rejected_because=reason)
-        with self._locked(), open(self._sibling(".rejected"), "a", encoding="utf-8") as f:
+        rejected = self._sibling(".rejected")
+        with self._locked(), os.fdopen(_open_private(rejected, os.O_WRONLY | os.O_APPEND), "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
         log.warning("spool: the ledger refused task %s step %s event %s for good (%s); kept in %s",
-                    event.task_id, event.step_number, event.event_id, reason, self._sibling(".rejected"))
+                    event.task_id, event.step_number, event.event_id, reason, rejected)
 
     def replay(self, send, until=None):
         """Send every waiting event in order with send(event), which returns record_step's answer,
@@ -271,7 +311,7 @@ class Spool:
     def _remember(batch, offset):
         """Write how far into batch the replay got (only the replayer touches it)."""
         tmp = Path(str(batch) + ".sent.tmp")
-        with open(tmp, "w") as f:
+        with os.fdopen(_open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as f:
             f.write(str(offset))
             f.flush()
             os.fsync(f.fileno())
