@@ -18,7 +18,8 @@ DROP FUNCTION IF EXISTS
     public.record_exploration(text, text, double precision, double precision, text),
     public.prune_step_attempts(interval, integer),
     public.jr_step_content_hash(integer, integer, text, text),
-    public.jr_elide_middle(text, integer);
+    public.jr_elide_middle(text, integer),
+    public.jr_raise_row_violation(text, integer, integer, text, text, text, text);
 
 DROP TABLE IF EXISTS public.jr_step_attempts, public.jr_step_rewards, public.jr_exploration_log,
     public.jr_step_definition_successes, public.jr_schema_migrations;

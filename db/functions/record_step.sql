@@ -196,13 +196,8 @@ BEGIN
     EXCEPTION WHEN integrity_constraint_violation OR with_check_option_violation THEN
         GET STACKED DIAGNOSTICS failed_state = RETURNED_SQLSTATE, failed_table = TABLE_NAME,
             failed_constraint = CONSTRAINT_NAME, failed_column = COLUMN_NAME;
-        RAISE EXCEPTION 'record_step: task % step %: its row in % breaks %', record_step.task_id, record_step.step_number,
-                coalesce(nullif(failed_table, ''), 'jr_step_rewards'),
-                CASE WHEN failed_constraint <> '' THEN 'constraint ' || failed_constraint
-                     WHEN failed_column <> '' THEN 'NOT NULL on column ' || failed_column
-                     ELSE 'a constraint' END
-            USING ERRCODE = failed_state, TABLE = failed_table, CONSTRAINT = failed_constraint, COLUMN = failed_column,
-                  HINT = 'The row''s contents are not shown. A row written before the constraint existed (added NOT VALID by make migrate) can break it: a DBA can fix the row, then VALIDATE the constraint.';
+        PERFORM public.jr_raise_row_violation('record_step', record_step.task_id, record_step.step_number, failed_state, failed_table,
+            failed_constraint, failed_column);
     END;
 
     -- Every success of a definition counts, a stale one too: it happened. A duplicate never gets here.

@@ -16,8 +16,8 @@ SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
-    current_result text;
-    stored_hash text;
+    current_result varchar;
+    stored_hash varchar;
 BEGIN
     IF step_succeeded.task_id IS NULL OR step_succeeded.step_number IS NULL THEN
         RAISE EXCEPTION 'step_succeeded: % must not be NULL',

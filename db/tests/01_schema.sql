@@ -135,7 +135,7 @@ SELECT p.oid
 FROM pg_proc p
 WHERE p.pronamespace = 'public'::regnamespace
   AND p.proname IN ('begin_step', 'record_step', 'step_succeeded', 'set_step_reward', 'record_exploration', 'prune_step_attempts',
-                    'jr_step_content_hash', 'jr_elide_middle');
+                    'jr_step_content_hash', 'jr_elide_middle', 'jr_raise_row_violation');
 
 SELECT is((SELECT count(*)::int FROM project_relations), 9, 'the project has 5 tables and 4 views');
 SELECT is_empty(
@@ -146,7 +146,7 @@ SELECT is_empty(
 SELECT is_empty(
     $$SELECT name FROM project_relations WHERE obj_description(oid, 'pg_class') IS NULL$$,
     'every project table and view has a comment');
-SELECT is((SELECT count(*)::int FROM project_functions), 8, 'the project has 8 functions');
+SELECT is((SELECT count(*)::int FROM project_functions), 9, 'the project has 9 functions');
 SELECT is_empty(
     $$SELECT oid::regprocedure::text FROM project_functions WHERE obj_description(oid, 'pg_proc') IS NULL$$,
     'every project function has a comment');

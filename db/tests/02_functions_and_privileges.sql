@@ -58,7 +58,7 @@ SELECT is_empty(
     $$SELECT oid::regprocedure::text FROM pg_proc
       WHERE pronamespace = 'public'::regnamespace
         AND proname IN ('begin_step', 'record_step', 'step_succeeded', 'set_step_reward', 'record_exploration', 'prune_step_attempts',
-                        'jr_step_content_hash', 'jr_elide_middle')
+                        'jr_step_content_hash', 'jr_elide_middle', 'jr_raise_row_violation')
         AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (proconfig), false)$$,
     'every project function pins search_path to pg_catalog, then pg_temp last');
 SELECT is((SELECT proconfig FROM pg_proc WHERE oid = 'public.step_succeeded(integer, integer, text)'::regprocedure),

@@ -35,7 +35,7 @@ SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
       WHERE p.pronamespace = 'public'::regnamespace
         AND p.proname IN ('begin_step', 'record_step', 'step_succeeded', 'set_step_reward', 'record_exploration',
-                          'prune_step_attempts', 'jr_step_content_hash', 'jr_elide_middle')
+                          'prune_step_attempts', 'jr_step_content_hash', 'jr_elide_middle', 'jr_raise_row_violation')
         AND a.grantee = 0$$,
     'PUBLIC may execute no project function');
 
