@@ -77,3 +77,14 @@ def test_no_password_in_the_server_log(cluster, ledger_db):
     log = (cluster.data.parent / "server.log").read_text(errors="replace")
     assert "password authentication failed" in log, "the failed logins above reached the log"
     assert secrets_in(log, WRONG, APP_PASSWORD) == []
+
+
+def test_the_history_records_the_login_that_made_the_call_whatever_label_it_gives(cluster, ledger_db, app_config,
+                                                                                 spool_path, task_id):
+    recorder = StepRecorder(app_config, spool_path=spool_path, executor_id="postgres")
+    try:
+        assert recorder.record_step(task_id, 1, "bash", None, "success", 1) is True
+    finally:
+        recorder.close()
+    assert cluster.admin("SELECT executor, recorded_by FROM jr_step_attempts WHERE task_id = %s", (task_id,),
+                         dbname=ledger_db) == [("postgres", app_config["user"])]

@@ -78,8 +78,9 @@ SELECT results_eq(
         ('executor', 'text', NULL, false),
         ('recorded_at', 'timestamp with time zone', NULL, true),
         ('received_at', 'timestamp with time zone', 'now()', true),
-        ('step_definition_hash', 'character varying(64)', NULL, false)$$,
-    'jr_step_attempts: task, step, attempt, type, target, hash, result, time, error, executor, event id, times and definition');
+        ('step_definition_hash', 'character varying(64)', NULL, false),
+        ('recorded_by', 'text', 'SESSION_USER', false)$$,
+    'jr_step_attempts: task, step, attempt, type, target, hash, result, time, error, executor, event id, times, definition and the login');
 
 SELECT has_pk('public', 'jr_step_rewards', 'jr_step_rewards has a primary key');
 SELECT col_is_unique('public', 'jr_step_rewards', ARRAY['task_id', 'step_number'],
@@ -155,7 +156,8 @@ SELECT results_eq(
     $$SELECT version, name FROM public.jr_schema_migrations ORDER BY version$$,
     $$VALUES (1, '0001_seed_schema.sql'), (2, '0002_step_attempts.sql'), (3, '0003_step_rewards_tracking.sql'),
              (4, '0004_rewards_and_exploration.sql'), (5, '0005_history_retention_index.sql'),
-             (6, '0006_attempt_number_is_arrival_order.sql'), (7, '0007_step_definitions.sql')$$,
+             (6, '0006_attempt_number_is_arrival_order.sql'), (7, '0007_step_definitions.sql'),
+             (8, '0008_history_login.sql')$$,
     'the migration ledger lists every migration, starting from the seed''s baseline');
 SELECT is_empty(
     $$SELECT name FROM public.jr_schema_migrations WHERE checksum !~ '^[0-9a-f]{64}$'$$,
