@@ -59,9 +59,10 @@ class Cluster:
     def connect(self, dbname="postgres", user="postgres", **kwargs):
         return psycopg2.connect(host=self.host, port=self.port, user=user, dbname=dbname, **kwargs)
 
-    def admin(self, sql, params=None, dbname="postgres"):
-        """Run one statement as the superuser, in autocommit; return its rows if it has any."""
-        conn = self.connect(dbname)
+    def admin(self, sql, params=None, dbname="postgres", user="postgres"):
+        """Run one statement in autocommit, as the superuser unless user says otherwise; return its
+        rows if it has any."""
+        conn = self.connect(dbname, user)
         conn.autocommit = True
         try:
             with conn.cursor() as cur:

@@ -7,14 +7,16 @@ from pgcluster import run_make
 
 COTENANT = "zammad_app"
 
-# An equality for varchar that says yes to anything, and raises the co-tenant to superuser when
-# whoever calls it may do so: the classic trap for code that resolves names through public.
-PLANTED_OPERATOR = f"""
-CREATE FUNCTION public.always_equal(varchar, varchar) RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
+# What each planted function does first: raise the co-tenant to superuser when whoever calls it
+# may do so, the classic trap for code that resolves names through public.
+ESCALATE = f"""
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
         EXECUTE 'ALTER ROLE {COTENANT} SUPERUSER';
-    END IF;
+    END IF;"""
+# An equality for varchar that says yes to anything.
+PLANTED_OPERATOR = f"""
+CREATE FUNCTION public.always_equal(varchar, varchar) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN{ESCALATE}
     RETURN true;
 END $$;
 CREATE OPERATOR public.= (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = public.always_equal);
@@ -22,10 +24,7 @@ CREATE OPERATOR public.= (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = publ
 # A format() that matches format('DROP ROLE %I', name) better than pg_catalog's variadic one.
 PLANTED_FORMAT = f"""
 CREATE FUNCTION public.format(text, text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-        EXECUTE 'ALTER ROLE {COTENANT} SUPERUSER';
-    END IF;
+BEGIN{ESCALATE}
     RETURN pg_catalog.format($1, $2);
 END $$;
 """
@@ -40,23 +39,13 @@ def shared_db(bare_cluster):
     return c, db
 
 
-def run_as_cotenant(cluster, db, sql):
-    conn = cluster.connect(db, user=COTENANT)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
 def is_superuser(cluster, role):
     return cluster.admin("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (role,))[0][0]
 
 
 def test_an_operator_planted_in_public_binds_into_nothing_migrate_creates(shared_db):
     cluster, db = shared_db
-    run_as_cotenant(cluster, db, PLANTED_OPERATOR)
+    cluster.admin(PLANTED_OPERATOR, dbname=db, user=COTENANT)
     result = cluster.migrate(db)  # as the superuser
     assert result.returncode == 0, result.stdout + result.stderr
     assert not is_superuser(cluster, COTENANT), "the planted operator ran as the superuser"
@@ -76,7 +65,7 @@ def test_an_operator_planted_in_public_binds_into_nothing_migrate_creates(shared
 def test_a_function_planted_in_public_does_not_run_in_make_uninstall(shared_db):
     cluster, db = shared_db
     assert cluster.migrate(db).returncode == 0
-    run_as_cotenant(cluster, db, PLANTED_FORMAT)
+    cluster.admin(PLANTED_FORMAT, dbname=db, user=COTENANT)
     env = {k: v for k, v in cluster.env(db).items() if k.startswith("PG")}
     result = run_make("uninstall", "CONFIRM=yes", **env)
     assert result.returncode == 0, result.stdout + result.stderr
