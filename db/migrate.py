@@ -6,8 +6,18 @@ PGUSER, PGDATABASE, PGPASSWORD or ~/.pgpass, PGSERVICE).
    together with its row in public.jr_schema_migrations. An applied migration whose file has
    changed since is refused, and so is a database that has migrations this checkout lacks. Where
    the seed's SQL was run by hand, 0001 is recorded as the baseline and said to be one.
-2. Re-applies every db/functions/*.sql, then every db/views/*.sql, then db/privileges.sql, in one
-   transaction, and names the ledger's CHECKs still NOT VALID.
+2. Applies again the db/functions/*.sql and db/views/*.sql files that changed since they were last
+   applied (all of them after a migration), then db/privileges.sql, in one transaction, and names
+   the ledger's CHECKs still NOT VALID. An unchanged file is not run: CREATE OR REPLACE VIEW would
+   wait for every open transaction that read the view.
+
+Who owns the ledger: never a superuser, since its SECURITY DEFINER functions act with their owner's
+rights. A superuser's run does its DDL as the NOLOGIN role jr_owner (created when missing, given
+CREATE on public only while the DDL runs) and hands jr_owner what an earlier run left to a
+superuser; a login that is a member of jr_owner (set up by a DBA) acts as jr_owner too; any other
+login owns what it creates. Before changing anything, each transaction looks at the ledger's objects
+already in place: one owned by another role, or carrying a trigger, a rule or a policy, is refused
+by name, with what a DBA must do, and nothing changes.
 
 A migration's NOTICEs are not shown: they would repeat themselves (0004 re-examines what 0003 left
 NOT VALID) and, on a seed-made database, list what already exists. Instead each CHECK a migration
@@ -23,6 +33,7 @@ Exit status: 0 when the schema is current, 1 with a message on stderr otherwise.
 """
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import re
@@ -42,6 +53,22 @@ ADVISORY_LOCK_KEY = 7_324_001_202_601
 # there, the seed was run by hand and 0001 is the baseline, not news.
 BASELINE_VERSION = 1
 SEED_TABLES = ["public.jr_step_rewards", "public.jr_exploration_log"]
+# The role that owns the ledger when a superuser (or a member of it) migrates.
+OWNER_ROLE = "jr_owner"
+# Every relation in public that make migrate creates (tests/test_migrate.py keeps this list true).
+LEDGER_RELATIONS = [
+    "jr_step_rewards", "jr_step_rewards_id_seq", "jr_step_rewards_pkey", "jr_step_rewards_task_id_step_number_key",
+    "idx_step_rewards_task", "idx_step_rewards_type", "idx_step_rewards_outcome",
+    "jr_exploration_log", "jr_exploration_log_id_seq", "jr_exploration_log_pkey", "idx_exploration_jr",
+    "jr_step_attempts", "jr_step_attempts_id_seq", "jr_step_attempts_pkey", "jr_step_attempts_event_id_key",
+    "idx_step_attempts_step", "idx_step_attempts_received_at",
+    "jr_step_definition_successes", "jr_step_definition_successes_pkey",
+    "jr_schema_migrations", "jr_schema_migrations_pkey", "jr_schema_definitions", "jr_schema_definitions_pkey",
+    "jr_step_type_stats", "jr_task_progress", "jr_retry_effectiveness", "jr_failure_hot_spots",
+]
+# One function per file, named after it; one view per file likewise.
+DEFINITION_DIRS = ["functions", "views"]
+LEDGER_FUNCTIONS = sorted(path.stem for path in (DB_DIR / "functions").glob("*.sql"))
 LEDGER_DDL = """
 CREATE TABLE IF NOT EXISTS public.jr_schema_migrations (
     version integer PRIMARY KEY,
@@ -68,6 +95,58 @@ JOIN pg_catalog.pg_class t ON t.oid = c.conrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
 WHERE c.contype = 'c' AND NOT c.convalidated AND n.nspname = 'public' AND t.relname LIKE 'jr\_%'
 ORDER BY t.relname, c.conname
+"""
+# What stands in the way, for each of the ledger's objects already in place: an owner other than
+# %(owners)s, or a trigger, a rule or a row-level policy, none of which the ledger has. Each would run
+# code, or let its owner run code, with the rights of whoever migrates or of the SECURITY DEFINER
+# functions. Overloads of the ledger's function names count: a call could bind to one.
+# Rows: (kind, qualified name, owner, what is found: 'owner', 'trigger', 'rule' or 'policy', its name).
+FOUND_IN_PLACE = r"""
+WITH relation AS (
+    SELECT c.oid, pg_catalog.format('public.%%I', c.relname) AS name, c.relowner,
+           CASE c.relkind WHEN 'r' THEN 'TABLE' WHEN 'p' THEN 'TABLE' WHEN 'v' THEN 'VIEW'
+                          WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' WHEN 'i' THEN 'INDEX'
+                          ELSE 'relation' END AS kind
+    FROM pg_catalog.pg_class c
+    WHERE c.relnamespace = 'public'::pg_catalog.regnamespace AND c.relname = ANY (%(relations)s)
+)
+SELECT r.kind, r.name, pg_catalog.pg_get_userbyid(r.relowner), 'owner', NULL
+FROM relation r WHERE r.relowner <> ALL (%(owners)s::pg_catalog.oid[])
+UNION ALL
+SELECT 'FUNCTION', p.oid::pg_catalog.regprocedure::text, pg_catalog.pg_get_userbyid(p.proowner), 'owner', NULL
+FROM pg_catalog.pg_proc p
+WHERE p.pronamespace = 'public'::pg_catalog.regnamespace AND p.proname = ANY (%(functions)s)
+  AND p.proowner <> ALL (%(owners)s::pg_catalog.oid[])
+UNION ALL
+SELECT r.kind, r.name, pg_catalog.pg_get_userbyid(r.relowner), 'trigger', pg_catalog.quote_ident(t.tgname)
+FROM relation r JOIN pg_catalog.pg_trigger t ON t.tgrelid = r.oid WHERE NOT t.tgisinternal
+UNION ALL
+SELECT r.kind, r.name, pg_catalog.pg_get_userbyid(r.relowner), 'rule', pg_catalog.quote_ident(w.rulename)
+FROM relation r JOIN pg_catalog.pg_rewrite w ON w.ev_class = r.oid WHERE w.rulename <> '_RETURN'
+UNION ALL
+SELECT r.kind, r.name, pg_catalog.pg_get_userbyid(r.relowner), 'policy', pg_catalog.quote_ident(p.polname)
+FROM relation r JOIN pg_catalog.pg_policy p ON p.polrelid = r.oid
+ORDER BY 2, 4, 5
+"""
+# The ledger's tables, views and functions that belong to one of %(from)s rather than the owner:
+# each as the ALTER ... OWNER TO statement that hands it over (a table's indexes and sequences
+# follow it), and what to call it.
+TO_HAND_OVER = r"""
+SELECT pg_catalog.format('ALTER %%s public.%%I OWNER TO %%I', k.kind, c.relname, %(owner)s),
+       pg_catalog.format('%%s public.%%I (from %%s)', pg_catalog.lower(k.kind), c.relname,
+                         pg_catalog.pg_get_userbyid(c.relowner))
+FROM pg_catalog.pg_class c,
+     LATERAL (SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END AS kind) k
+WHERE c.relnamespace = 'public'::pg_catalog.regnamespace AND c.relname = ANY (%(relations)s)
+  AND c.relkind IN ('r', 'p', 'v') AND c.relowner = ANY (%(from)s::pg_catalog.oid[])
+UNION ALL
+SELECT pg_catalog.format('ALTER FUNCTION %%s OWNER TO %%I', p.oid::pg_catalog.regprocedure, %(owner)s),
+       pg_catalog.format('function %%s (from %%s)', p.oid::pg_catalog.regprocedure,
+                         pg_catalog.pg_get_userbyid(p.proowner))
+FROM pg_catalog.pg_proc p
+WHERE p.pronamespace = 'public'::pg_catalog.regnamespace AND p.proname = ANY (%(functions)s)
+  AND p.proowner = ANY (%(from)s::pg_catalog.oid[])
+ORDER BY 2
 """
 PUBLIC_RELATIONS = """
 SELECT c.relname::text FROM pg_catalog.pg_class c
@@ -110,6 +189,114 @@ def pin_search_path(cur):
     cur.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")
 
 
+@dataclasses.dataclass
+class Owner:
+    """Who owns the ledger in this run, decided before anything changes."""
+    role: str  # owns every object the run creates
+    login: str  # current_user when the run began
+    accepted: list  # oids of the roles whose objects found in place are not refused
+    hand_over_from: list = dataclasses.field(default_factory=list)  # oids whose objects go to role
+    create_role: bool = False  # role does not exist yet; the login creates it
+    lend_create: bool = False  # role may not create in public; it may while the DDL runs
+
+
+OWNER_FACTS = """
+SELECT r.oid, r.rolname::text, r.rolsuper, o.oid, o.rolsuper,
+       o.oid IS NOT NULL AND pg_catalog.pg_has_role(r.oid, o.oid, 'MEMBER'),
+       o.oid IS NOT NULL AND pg_catalog.has_schema_privilege(o.oid, 'public', 'CREATE'),
+       ARRAY(SELECT s.oid FROM pg_catalog.pg_roles s WHERE s.rolsuper)
+FROM pg_catalog.pg_roles r LEFT JOIN pg_catalog.pg_roles o ON o.rolname = %s
+WHERE r.rolname = current_user
+"""
+
+
+def ledger_owner(cur):
+    """A superuser's run, and a member of OWNER_ROLE's, own the ledger as OWNER_ROLE, to which a
+    superuser hands what an earlier run left to a superuser (and a member what it owns itself); any
+    other login owns what it creates."""
+    cur.execute(OWNER_FACTS, (OWNER_ROLE,))
+    login_oid, login, login_super, owner_oid, owner_super, member, owner_creates, superusers = cur.fetchone()
+    if owner_super and member:
+        raise MigrationError(
+            f"role {OWNER_ROLE} is a superuser, so the ledger's SECURITY DEFINER functions would run with superuser"
+            f" rights; a DBA must run: ALTER ROLE {OWNER_ROLE} NOSUPERUSER; then run make migrate again")
+    if login_super:
+        return Owner(OWNER_ROLE, login, accepted=[o for o in (owner_oid, *superusers) if o is not None],
+                     hand_over_from=superusers, create_role=owner_oid is None, lend_create=not owner_creates)
+    if member:
+        if not owner_creates:
+            raise MigrationError(
+                f"{login} acts as {OWNER_ROLE}, which may not create in schema public; a DBA must run:"
+                f" GRANT CREATE ON SCHEMA public TO {OWNER_ROLE}; then run make migrate again")
+        return Owner(OWNER_ROLE, login, accepted=[owner_oid, login_oid], hand_over_from=[login_oid])
+    return Owner(login, login, accepted=[login_oid])
+
+
+def refuse_what_is_in_the_way(cur, owner):
+    """Refuse, naming each, the ledger's objects already in place that the run must not take over."""
+    cur.execute(FOUND_IN_PLACE, {"relations": LEDGER_RELATIONS, "functions": LEDGER_FUNCTIONS,
+                                 "owners": owner.accepted})
+    found = cur.fetchall()
+    if not found:
+        return
+    lines = []
+    for kind, name, holder, what, detail in found:
+        thing = f"{kind.lower()} {name}"
+        if what != "owner":
+            table = name
+            lines.append(f"{thing} has {what} {detail} (its owner: {holder});"
+                         f" once you know what it does: DROP {what.upper()} {detail} ON {table}")
+        elif holder == OWNER_ROLE:
+            lines.append(f"{thing} belongs to {OWNER_ROLE}: run make migrate as a superuser,"
+                         f" or a DBA runs GRANT {OWNER_ROLE} TO {owner.login}")
+        elif kind in ("INDEX", "SEQUENCE"):
+            lines.append(f"{thing} belongs to {holder}: if it is not the ledger's, drop or rename it")
+        else:
+            lines.append(f"{thing} belongs to {holder}: if it is the ledger's, run make migrate as {holder},"
+                         f" or check it and run ALTER {kind} {name} OWNER TO {owner.role};"
+                         " if it is not, drop or rename it")
+    raise MigrationError(
+        f"refused, and nothing was changed: these objects are already in schema public and {owner.role} would"
+        " not be their sole owner, or they carry code the ledger does not have, which would run with the rights"
+        " of this run or of the ledger's SECURITY DEFINER functions:\n  " + "\n  ".join(lines))
+
+
+def take_charge(cur, owner):
+    """Make owner.role the owner of the ledger's objects in place; return the lines that say what changed."""
+    said = []
+    if owner.create_role:
+        cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(owner.role)))
+        owner.create_role = False
+        said.append(f"created role {owner.role} (NOLOGIN, not a superuser): it owns the ledger, so its SECURITY"
+                    f" DEFINER functions never run with {owner.login}'s superuser rights")
+    cur.execute(TO_HAND_OVER, {"relations": LEDGER_RELATIONS, "functions": LEDGER_FUNCTIONS,
+                               "from": owner.hand_over_from, "owner": owner.role})
+    handed = []
+    for statement, what in cur.fetchall():
+        cur.execute(statement)
+        handed.append(what)
+    if handed:
+        said.append(f"handed to {owner.role}, which owns the ledger: {', '.join(handed)}")
+    return said
+
+
+@contextlib.contextmanager
+def acting_as_owner(cur, owner):
+    """The DDL inside runs as owner.role; CREATE on public lent to it is taken back at the end, in
+    the same transaction, so it never shows outside."""
+    if owner.role == owner.login:
+        yield
+        return
+    role = sql.Identifier(owner.role)
+    if owner.lend_create:
+        cur.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(role))
+    cur.execute(sql.SQL("SET LOCAL ROLE {}").format(role))
+    yield
+    cur.execute("SET LOCAL ROLE NONE")
+    if owner.lend_create:
+        cur.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(role))
+
+
 @contextlib.contextmanager
 def locked_transaction(conn, wait_timeout, lock_timeout):
     """One transaction holding the migration lock, with lock_timeout set for it alone; commits
@@ -127,11 +314,12 @@ def locked_transaction(conn, wait_timeout, lock_timeout):
         yield cur
 
 
-def applied_migrations(cur):
-    """The ledger as {version: (name, checksum)}, created empty when absent."""
+def applied_migrations(cur, owner):
+    """The ledger as {version: (name, checksum)}, created empty (by the owner) when absent."""
     cur.execute("SELECT to_regclass('public.jr_schema_migrations') IS NULL")
     if cur.fetchone()[0]:
-        cur.execute(LEDGER_DDL)
+        with acting_as_owner(cur, owner):
+            cur.execute(LEDGER_DDL)
     cur.execute("SELECT version, name, checksum FROM public.jr_schema_migrations")
     return {version: (name, digest) for version, name, digest in cur.fetchall()}
 
@@ -161,7 +349,7 @@ def public_relations(cur):
     return {name for (name,) in cur.fetchall()}
 
 
-def apply_migration(cur, version, path):
+def apply_migration(cur, owner, version, path):
     """Apply one migration and record it; return the line that says what it did, and the NOT VALID
     CHECKs it added as not_valid_checks gives them."""
     baseline = False
@@ -172,9 +360,10 @@ def apply_migration(cur, version, path):
     not_valid_before = not_valid_checks(cur)
     cur.execute("SET LOCAL client_min_messages = warning")  # until the transaction ends
     try:
-        cur.execute(path.read_text())
-        cur.execute("INSERT INTO public.jr_schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                    (version, path.name, checksum(path)))
+        with acting_as_owner(cur, owner):
+            cur.execute(path.read_text())
+            cur.execute("INSERT INTO public.jr_schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                        (version, path.name, checksum(path)))
     except psycopg2.Error as exc:
         raise MigrationError(f"{path.name} failed and was rolled back: {describe(exc)}") from exc
 
@@ -198,15 +387,60 @@ def breaking_rows(conn, table, expr):
         return cur.fetchone()[0]
 
 
-def apply_functions(cur):
-    files = [*sorted((DB_DIR / "functions").glob("*.sql")), *sorted((DB_DIR / "views").glob("*.sql")),
-             DB_DIR / "privileges.sql"]
+def definition_files():
+    return [path for folder in DEFINITION_DIRS for path in sorted((DB_DIR / folder).glob("*.sql"))]
+
+
+# The function and view files to apply again: all of them when a migration was applied since they
+# last were, else those whose checksum differs from the one recorded or whose object is missing.
+DEFINITIONS_TO_APPLY = r"""
+WITH on_disk AS (
+    SELECT f.file, f.checksum, f.object, f.folder
+    FROM ROWS FROM (pg_catalog.unnest(%(files)s::text[]), pg_catalog.unnest(%(checksums)s::text[]),
+                    pg_catalog.unnest(%(objects)s::text[]), pg_catalog.unnest(%(folders)s::text[]))
+         AS f(file, checksum, object, folder)
+), migrated_since AS (
+    SELECT (SELECT pg_catalog.max(m.applied_at) FROM public.jr_schema_migrations m)
+           > COALESCE((SELECT pg_catalog.max(d.applied_at) FROM public.jr_schema_definitions d), '-infinity')
+           AS yes
+)
+SELECT d.file FROM on_disk d, migrated_since
+WHERE migrated_since.yes
+   OR NOT EXISTS (SELECT FROM public.jr_schema_definitions a WHERE a.file = d.file AND a.checksum = d.checksum)
+   OR (d.folder = 'functions' AND NOT EXISTS (
+           SELECT FROM pg_catalog.pg_proc p
+           WHERE p.pronamespace = 'public'::pg_catalog.regnamespace AND p.proname = d.object))
+   OR (d.folder = 'views' AND NOT EXISTS (
+           SELECT FROM pg_catalog.pg_class c
+           WHERE c.relnamespace = 'public'::pg_catalog.regnamespace AND c.relname = d.object AND c.relkind = 'v'))
+"""
+RECORD_DEFINITION = """
+INSERT INTO public.jr_schema_definitions AS d (file, checksum) VALUES (%s, %s)
+ON CONFLICT (file) DO UPDATE
+SET checksum = excluded.checksum, applied_at = pg_catalog.now(), applied_by = session_user
+"""
+
+
+def apply_definitions(cur, owner):
+    """Apply the function and view files that changed (as the owner), then db/privileges.sql (as
+    the login, which may create roles); return the names of the files applied."""
+    files = definition_files()
+    names = [str(path.relative_to(DB_DIR)) for path in files]
+    cur.execute(DEFINITIONS_TO_APPLY, {
+        "files": names, "checksums": [checksum(path) for path in files],
+        "objects": [path.stem for path in files], "folders": [path.parent.name for path in files]})
+    stale = {file for (file,) in cur.fetchall()}
+    applied = [(path, name) for path, name in zip(files, names) if name in stale]
     try:
-        for path in files:
-            cur.execute(path.read_text())
+        if applied:
+            with acting_as_owner(cur, owner):
+                for path, name in applied:
+                    cur.execute(path.read_text())
+                    cur.execute(RECORD_DEFINITION, (name, checksum(path)))
+        cur.execute((DB_DIR / "privileges.sql").read_text())
     except psycopg2.Error as exc:
         raise MigrationError(f"functions and views failed and were rolled back: {describe(exc)}") from exc
-    return files
+    return [path.stem for path, _ in applied]
 
 
 def migrate(conn):
@@ -220,14 +454,19 @@ def migrate(conn):
         # One migration per transaction; the ledger is read again under the lock each time, so a
         # migration another run applied meanwhile is never applied twice.
         with locked_transaction(conn, wait_timeout, lock_timeout) as cur:
-            applied = applied_migrations(cur)
+            owner = ledger_owner(cur)
+            refuse_what_is_in_the_way(cur, owner)
+            changes = take_charge(cur, owner)
+            applied = applied_migrations(cur, owner)
             check_history(on_disk, applied)
             pending = [(version, path) for version, path in on_disk if version not in applied]
             if pending:
-                line, added = apply_migration(cur, *pending[0])
+                line, added = apply_migration(cur, owner, *pending[0])
             else:
-                files = apply_functions(cur)
+                definitions = apply_definitions(cur, owner)
                 still_not_valid = not_valid_checks(cur)
+        for change in changes:
+            print(change)
         if not pending:
             break
         applied_any = True
@@ -240,7 +479,12 @@ def migrate(conn):
 
     if not applied_any:
         print(f"migrations: all {len(on_disk)} already applied")
-    print("functions, views and privileges: re-applied " + ", ".join(path.stem for path in files))
+    if owner.role != owner.login:
+        print(f"owner: {owner.role}, not {owner.login}, owns the ledger's objects and ran their DDL")
+    if definitions:
+        print("functions and views: applied " + ", ".join(definitions))
+    else:
+        print(f"functions and views: all {len(definition_files())} unchanged")
     report_notices(conn)
     for (table, name), (_, validate) in still_not_valid.items():
         if (table, name) not in reported:

@@ -13,6 +13,7 @@ from pgcluster import MIGRATE, REPO
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MIGRATIONS = sorted(p.name for p in (REPO / "db" / "migrations").glob("*.sql"))
+DEFINITIONS = [p.stem for folder in ("functions", "views") for p in sorted((REPO / "db" / folder).glob("*.sql"))]
 
 # The seed's own _record_step_result statement, as the old executor ran it (psycopg2 placeholders).
 SEED_UPSERT = (FIXTURES / "seed_upsert.sql").read_text()
@@ -40,7 +41,7 @@ def test_first_migrate_applies_every_migration_in_order(cluster, fresh_db):
     assert result.returncode == 0, result.stderr
     applied = re.findall(r"^applied (\S+)", result.stdout, re.M)
     assert applied == MIGRATIONS
-    assert "functions, views and privileges: re-applied" in result.stdout
+    assert "functions and views: applied " + ", ".join(DEFINITIONS) in result.stdout
     assert [row[1] for row in ledger(cluster, fresh_db)] == MIGRATIONS
 
 
@@ -51,6 +52,7 @@ def test_migrate_three_times_changes_nothing(cluster, migrated_db):
         assert result.returncode == 0, result.stderr
         assert f"migrations: all {len(MIGRATIONS)} already applied" in result.stdout
         assert "applied 0" not in result.stdout
+        assert f"functions and views: all {len(DEFINITIONS)} unchanged" in result.stdout
     assert (schema(cluster, migrated_db), ledger(cluster, migrated_db)) == before
 
 
@@ -74,7 +76,10 @@ def test_upgrade_in_place_keeps_seed_rows_and_records_the_baseline(cluster, fres
 
     result = cluster.migrate(fresh_db)
     assert result.returncode == 0, result.stderr
+    # The superuser made the seed's tables: make migrate hands them to jr_owner first.
     assert result.stdout.startswith(
+        "handed to jr_owner, which owns the ledger: table public.jr_exploration_log (from postgres),"
+        " table public.jr_step_rewards (from postgres)\n"
         "0001_seed_schema.sql: the seed's tables were already here; recorded as the baseline\n"), result.stdout
     assert re.findall(r"^applied (\S+)", result.stdout, re.M) == MIGRATIONS[1:]
     assert "already exists" not in result.stdout, "the baseline's IF NOT EXISTS notices are not news"
@@ -101,9 +106,8 @@ def test_a_seed_made_database_with_an_empty_ledger_is_a_baseline_too_and_gets_wh
 
     result = cluster.migrate(fresh_db)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(
-        "0001_seed_schema.sql: the seed's tables were already here; recorded as the baseline"
-        " (it created what was missing: idx_step_rewards_type)\n"), result.stdout
+    assert ("\n0001_seed_schema.sql: the seed's tables were already here; recorded as the baseline"
+            " (it created what was missing: idx_step_rewards_type)\n") in result.stdout, result.stdout
     assert cluster.admin("SELECT to_regclass('idx_step_rewards_type') IS NOT NULL", dbname=fresh_db) == [(True,)]
 
 
@@ -236,6 +240,42 @@ def test_a_new_migration_is_applied_alone(cluster, migrated_db, tmp_path):
     assert re.findall(r"^applied (\S+)", result.stdout, re.M) == ["0999_extra_note.sql"]
 
 
+def test_a_no_op_migrate_takes_no_lock_on_a_view_in_use(cluster, migrated_db):
+    """CREATE OR REPLACE VIEW needs ACCESS EXCLUSIVE: a run that re-created every view waited for
+    any open transaction that had read one, and failed after lock_timeout."""
+    reader = cluster.connect(migrated_db)
+    try:
+        with reader.cursor() as cur:
+            cur.execute("SELECT count(*) FROM jr_task_progress")  # the transaction stays open
+            result = cluster.migrate(migrated_db, JR_LOCK_TIMEOUT="1s")
+    finally:
+        reader.close()
+    assert result.returncode == 0, result.stderr
+    assert f"functions and views: all {len(DEFINITIONS)} unchanged" in result.stdout
+
+
+def test_migrate_applies_again_only_the_definitions_that_changed_or_went_missing(cluster, migrated_db, tmp_path):
+    db_dir = copy_of_db_dir(tmp_path)
+    changed = db_dir / "functions" / "jr_elide_middle.sql"
+    changed.write_text(changed.read_text() + "\n-- an afterthought\n")
+    cluster.admin("DROP VIEW jr_failure_hot_spots", dbname=migrated_db)
+    result = cluster.migrate(migrated_db, db_dir=db_dir)
+    assert result.returncode == 0, result.stderr
+    assert "functions and views: applied jr_elide_middle, jr_failure_hot_spots\n" in result.stdout
+    assert cluster.admin("SELECT to_regclass('public.jr_failure_hot_spots') IS NOT NULL",
+                         dbname=migrated_db) == [(True,)]
+    assert cluster.migrate(migrated_db, db_dir=db_dir).stdout.count("unchanged") == 1
+
+
+def test_a_new_migration_applies_every_definition_again(cluster, migrated_db, tmp_path):
+    db_dir = copy_of_db_dir(tmp_path)
+    (db_dir / "migrations" / "0999_extra_note.sql").write_text(
+        "COMMENT ON TABLE public.jr_exploration_log IS 'changed by a later migration';")
+    result = cluster.migrate(migrated_db, db_dir=db_dir)
+    assert result.returncode == 0, result.stderr
+    assert "functions and views: applied " + ", ".join(DEFINITIONS) + "\n" in result.stdout
+
+
 def test_a_failing_migration_rolls_back_whole_and_says_which(cluster, migrated_db, tmp_path):
     db_dir = copy_of_db_dir(tmp_path)
     (db_dir / "migrations" / "0999_broken.sql").write_text(
@@ -255,24 +295,31 @@ def test_a_misnamed_migration_file_is_refused(cluster, migrated_db, tmp_path):
     assert "4_oops.sql: not a migration name" in result.stderr
 
 
-def test_lock_timeout_fails_clearly_instead_of_queueing(cluster, fresh_db):
-    seed_database(cluster, fresh_db)
+def test_lock_timeout_fails_clearly_instead_of_queueing(cluster):
+    # The seed's tables are the login's own (a superuser's run would first hand them to jr_owner,
+    # which waits on the busy table before anything is applied).
+    cluster.admin("DO $$ BEGIN CREATE ROLE jr_app_owner LOGIN; EXCEPTION WHEN duplicate_object THEN END $$")
+    fresh_db = cluster.create_database(owner="jr_app_owner")
+    seed_database(cluster, fresh_db, user="jr_app_owner")
     blocker = cluster.connect(fresh_db)
     try:
         with blocker.cursor() as cur:  # a long transaction that has read the table
             cur.execute("SELECT count(*) FROM jr_step_rewards")
         started = time.monotonic()
-        result = cluster.migrate(fresh_db, JR_LOCK_TIMEOUT="1s")
+        result = cluster.migrate(fresh_db, user="jr_app_owner", JR_LOCK_TIMEOUT="1s")
         elapsed = time.monotonic() - started
     finally:
         blocker.rollback()
         blocker.close()
-    assert result.returncode == 1
-    assert "lock timeout" in result.stderr and "JR_LOCK_TIMEOUT" in result.stderr
-    assert elapsed < 60, "the run gave up instead of queueing (a loose bound: lock_timeout is 1 s)"
-    # What was applied before the busy table stays applied; the blocked migration left nothing.
-    assert [row[1] for row in ledger(cluster, fresh_db)] == MIGRATIONS[:2]
-    assert cluster.migrate(fresh_db).returncode == 0
+    try:
+        assert result.returncode == 1
+        assert "lock timeout" in result.stderr and "JR_LOCK_TIMEOUT" in result.stderr
+        assert elapsed < 60, "the run gave up instead of queueing (a loose bound: lock_timeout is 1 s)"
+        # What was applied before the busy table stays applied; the blocked migration left nothing.
+        assert [row[1] for row in ledger(cluster, fresh_db)] == MIGRATIONS[:2]
+        assert cluster.migrate(fresh_db, user="jr_app_owner").returncode == 0
+    finally:
+        cluster.admin(f"DROP DATABASE {fresh_db} WITH (FORCE)")
 
 
 def test_a_run_that_waits_longer_than_JR_MIGRATE_WAIT_for_another_gives_up_and_says_so(cluster, migrated_db):

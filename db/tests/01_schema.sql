@@ -2,12 +2,13 @@
 BEGIN;
 SET LOCAL client_min_messages = warning;
 \ir load_pgtap.psql
-SELECT plan(27);
+SELECT plan(28);
 
 SELECT has_table('public', 'jr_step_rewards', 'jr_step_rewards exists');
 SELECT has_table('public', 'jr_exploration_log', 'jr_exploration_log exists');
 SELECT has_table('public', 'jr_step_attempts', 'jr_step_attempts exists');
 SELECT has_table('public', 'jr_schema_migrations', 'the migration ledger exists');
+SELECT has_table('public', 'jr_schema_definitions', 'the record of applied function and view files exists');
 
 -- One row per column, in table order: name, type, default (SERIAL and IDENTITY by name), NOT NULL.
 CREATE TEMP VIEW project_columns AS
@@ -130,7 +131,7 @@ SELECT c.oid, c.relname::text COLLATE "default" AS name
 FROM pg_class c
 WHERE c.relnamespace = 'public'::regnamespace
   AND c.relname IN ('jr_step_rewards', 'jr_exploration_log', 'jr_step_attempts', 'jr_schema_migrations',
-                    'jr_step_definition_successes', 'jr_step_type_stats', 'jr_task_progress', 'jr_retry_effectiveness', 'jr_failure_hot_spots');
+                    'jr_schema_definitions', 'jr_step_definition_successes', 'jr_step_type_stats', 'jr_task_progress', 'jr_retry_effectiveness', 'jr_failure_hot_spots');
 CREATE TEMP VIEW project_functions AS
 SELECT p.oid
 FROM pg_proc p
@@ -138,7 +139,7 @@ WHERE p.pronamespace = 'public'::regnamespace
   AND p.proname IN ('begin_step', 'record_step', 'step_succeeded', 'set_step_reward', 'record_exploration', 'prune_step_attempts',
                     'jr_step_content_hash', 'jr_elide_middle', 'jr_raise_row_violation');
 
-SELECT is((SELECT count(*)::int FROM project_relations), 9, 'the project has 5 tables and 4 views');
+SELECT is((SELECT count(*)::int FROM project_relations), 10, 'the project has 6 tables and 4 views');
 SELECT is_empty(
     $$SELECT r.name || '.' || a.attname FROM project_relations r
       JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -157,7 +158,7 @@ SELECT results_eq(
     $$VALUES (1, '0001_seed_schema.sql'), (2, '0002_step_attempts.sql'), (3, '0003_step_rewards_tracking.sql'),
              (4, '0004_rewards_and_exploration.sql'), (5, '0005_history_retention_index.sql'),
              (6, '0006_attempt_number_is_arrival_order.sql'), (7, '0007_step_definitions.sql'),
-             (8, '0008_history_login.sql')$$,
+             (8, '0008_history_login.sql'), (9, '0009_schema_definitions.sql')$$,
     'the migration ledger lists every migration, starting from the seed''s baseline');
 SELECT is_empty(
     $$SELECT name FROM public.jr_schema_migrations WHERE checksum !~ '^[0-9a-f]{64}$'$$,

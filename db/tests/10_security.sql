@@ -4,11 +4,11 @@
 BEGIN;
 SET LOCAL client_min_messages = warning;
 \ir load_pgtap.psql
-SELECT plan(30);
+SELECT plan(32);
 
 CREATE TEMP TABLE project_relations (name text);
 INSERT INTO project_relations VALUES ('jr_step_rewards'), ('jr_step_attempts'), ('jr_exploration_log'),
-    ('jr_schema_migrations'), ('jr_step_definition_successes'), ('jr_step_type_stats'), ('jr_task_progress'), ('jr_retry_effectiveness'),
+    ('jr_schema_migrations'), ('jr_schema_definitions'), ('jr_step_definition_successes'), ('jr_step_type_stats'), ('jr_task_progress'), ('jr_retry_effectiveness'),
     ('jr_failure_hot_spots');
 CREATE TEMP TABLE write_functions (signature text);
 INSERT INTO write_functions VALUES
@@ -38,6 +38,20 @@ SELECT is_empty(
                           'prune_step_attempts', 'jr_step_content_hash', 'jr_elide_middle', 'jr_raise_row_violation')
         AND a.grantee = 0$$,
     'PUBLIC may execute no project function');
+-- The owner's rights are what a SECURITY DEFINER function acts with: never a superuser's, whoever
+-- ran make migrate (a superuser's run makes jr_owner the owner).
+SELECT is_empty(
+    $$SELECT c.relname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+      WHERE c.oid IN (SELECT ('public.' || name)::regclass FROM project_relations) AND r.rolsuper$$,
+    'no project table or view belongs to a superuser');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner
+      WHERE p.pronamespace = 'public'::regnamespace
+        AND p.proname IN ('begin_step', 'record_step', 'step_succeeded', 'set_step_reward', 'record_exploration',
+                          'prune_step_attempts', 'jr_step_content_hash', 'jr_elide_middle', 'jr_raise_row_violation')
+        AND (r.rolsuper OR p.prosecdef AND r.rolname <> (SELECT pg_get_userbyid(relowner) FROM pg_class
+                                                         WHERE oid = 'public.jr_step_rewards'::regclass))$$,
+    'no project function belongs to a superuser, and the SECURITY DEFINER ones belong to the tables'' owner');
 
 -- The same, acted out, when the tester may become the roles.
 SELECT pg_has_role('jr_executor', 'MEMBER') AND pg_has_role('jr_reader', 'MEMBER') AS may_become_roles \gset
