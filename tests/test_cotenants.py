@@ -2,8 +2,12 @@
 public. What it plants there must not bind into what make migrate creates, nor run with the rights
 of whoever runs make migrate or make uninstall (issue 11, name resolution)."""
 
+from pathlib import Path
+
 import pytest
 from pgcluster import run_make
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 COTENANT = "zammad_app"
 
@@ -71,3 +75,175 @@ def test_a_function_planted_in_public_does_not_run_in_make_uninstall(shared_db):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "dropped role jr_executor" in result.stderr
     assert not is_superuser(cluster, COTENANT), "the planted format() ran as the superuser"
+
+
+# --- Objects found in place (issue 11, item 2) and the ledger's owner (item 1). ---------------
+SEED_SCHEMA = FIXTURES / "seed_schema.sql"
+# A trigger whose function escalates when it runs with a superuser's rights.
+PLANTED_TRIGGER = f"""
+CREATE FUNCTION public.audit_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN{ESCALATE}
+    RETURN NEW;
+END $$;
+CREATE TRIGGER audit_ledger BEFORE INSERT OR UPDATE ON public.{{table}}
+    FOR EACH ROW EXECUTE FUNCTION public.audit_ledger();
+"""
+
+
+def ledger_installed(cluster, db):
+    return cluster.admin("SELECT to_regclass('public.jr_schema_migrations') IS NOT NULL", dbname=db)[0][0]
+
+
+def role_exists(cluster, role):
+    return bool(cluster.admin("SELECT FROM pg_roles WHERE rolname = %s", (role,)))
+
+
+def assert_refused_and_unchanged(cluster, db, result, *named):
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "refused, and nothing was changed" in result.stderr
+    for text in named:
+        assert text in result.stderr, result.stderr
+    assert not ledger_installed(cluster, db)
+    assert not role_exists(cluster, "jr_owner"), "a refused run created the owner role"
+    assert not is_superuser(cluster, COTENANT)
+
+
+def test_seed_tables_a_cotenant_made_and_armed_with_a_trigger_are_refused(shared_db):
+    cluster, db = shared_db
+    cluster.psql_file(db, SEED_SCHEMA, user=COTENANT)
+    cluster.admin(PLANTED_TRIGGER.format(table="jr_step_rewards"), dbname=db, user=COTENANT)
+    result = cluster.migrate(db)  # as the superuser: migration 0003's UPDATE would fire the trigger
+    assert_refused_and_unchanged(
+        cluster, db, result,
+        f"table public.jr_step_rewards belongs to {COTENANT}: if it is the ledger's, run make migrate as {COTENANT}",
+        "ALTER TABLE public.jr_step_rewards OWNER TO jr_owner",
+        f"table public.jr_step_rewards has trigger audit_ledger (its owner: {COTENANT});"
+        " once you know what it does: DROP TRIGGER audit_ledger ON public.jr_step_rewards")
+
+
+def test_a_migration_ledger_planted_with_an_insert_trigger_is_refused(shared_db):
+    cluster, db = shared_db
+    cluster.admin("CREATE TABLE public.jr_schema_migrations (version integer PRIMARY KEY, name text,"
+                  " checksum text, applied_at timestamptz DEFAULT now(), applied_by text DEFAULT session_user)",
+                  dbname=db, user=COTENANT)
+    cluster.admin(PLANTED_TRIGGER.format(table="jr_schema_migrations"), dbname=db, user=COTENANT)
+    result = cluster.migrate(db)
+    assert result.returncode == 1
+    assert f"table public.jr_schema_migrations belongs to {COTENANT}" in result.stderr
+    assert "DROP TRIGGER audit_ledger ON public.jr_schema_migrations" in result.stderr
+    assert cluster.admin("SELECT count(*) FROM jr_schema_migrations", dbname=db) == [(0,)]
+    assert not is_superuser(cluster, COTENANT)
+
+
+def test_a_helper_function_planted_ahead_of_the_ledger_is_refused(shared_db):
+    cluster, db = shared_db
+    cluster.admin(f"""CREATE FUNCTION public.jr_elide_middle(text, integer) RETURNS text LANGUAGE plpgsql AS $$
+                      BEGIN{ESCALATE} RETURN $1; END $$""", dbname=db, user=COTENANT)
+    result = cluster.migrate(db)
+    assert_refused_and_unchanged(
+        cluster, db, result, f"function public.jr_elide_middle(text,integer) belongs to {COTENANT}")
+
+
+def test_seed_tables_the_migrating_login_made_still_upgrade_in_place(shared_db):
+    cluster, db = shared_db
+    cluster.psql_file(db, SEED_SCHEMA, user=COTENANT)
+    result = cluster.migrate(db, user=COTENANT)
+    assert result.returncode == 0, result.stderr
+    assert "recorded as the baseline" in result.stdout
+    owners = cluster.admin("SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class"
+                           " WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'jr\\_%%'", dbname=db)
+    assert owners == [(COTENANT,)]
+
+
+def ledger_owners(cluster, db):
+    """The owners of the ledger's tables, views and functions, and whether each is a superuser."""
+    return set(cluster.admin("""
+        SELECT pg_get_userbyid(relowner), r.rolsuper FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+        WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'jr\\_%%' AND relkind IN ('r', 'v', 'S')
+        UNION
+        SELECT pg_get_userbyid(proowner), r.rolsuper FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner
+        WHERE pronamespace = 'public'::regnamespace AND proname IN ('record_step', 'begin_step', 'step_succeeded',
+            'set_step_reward', 'record_exploration', 'prune_step_attempts', 'jr_elide_middle')""", dbname=db))
+
+
+def test_a_superusers_migrate_gives_the_ledger_to_a_nologin_owner_that_is_no_superuser(shared_db):
+    cluster, db = shared_db
+    result = cluster.migrate(db)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("created role jr_owner (NOLOGIN, not a superuser)")
+    assert "owner: jr_owner, not postgres, owns the ledger's objects and ran their DDL" in result.stdout
+    assert ledger_owners(cluster, db) == {("jr_owner", False)}
+    assert cluster.admin("SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = 'jr_owner'") == [(False, False)]
+    # CREATE on public was lent to jr_owner for the DDL alone.
+    assert cluster.admin("SELECT has_schema_privilege('jr_owner', 'public', 'CREATE')", dbname=db) == [(False,)]
+    # The ledger works: a member of jr_executor records through the definer functions.
+    cluster.admin("CREATE ROLE agent LOGIN IN ROLE jr_executor")
+    assert cluster.admin("SELECT record_step(1, 1, 'bash', NULL, 'success', 5)", dbname=db, user="agent") \
+        == [("recorded",)]
+
+    # An install from before, owned by the superuser, is handed to jr_owner by the next run.
+    for (statement,) in cluster.admin("""
+            SELECT format('ALTER TABLE public.%I OWNER TO postgres', relname) FROM pg_class
+            WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'jr\\_%%' AND relkind IN ('r', 'v')
+            UNION ALL
+            SELECT format('ALTER FUNCTION %s OWNER TO postgres', oid::regprocedure) FROM pg_proc
+            WHERE pronamespace = 'public'::regnamespace AND proowner = 'jr_owner'::regrole""", dbname=db):
+        cluster.admin(statement, dbname=db)
+    assert ("postgres", True) in ledger_owners(cluster, db)
+    result = cluster.migrate(db)
+    assert result.returncode == 0, result.stderr
+    assert "handed to jr_owner, which owns the ledger: function public.begin_step(" in result.stdout
+    assert "table public.jr_step_rewards (from postgres)" in result.stdout
+    assert ledger_owners(cluster, db) == {("jr_owner", False)}
+
+
+def test_an_owner_role_that_is_a_superuser_is_refused(shared_db):
+    cluster, db = shared_db
+    cluster.admin("CREATE ROLE jr_owner NOLOGIN SUPERUSER")
+    result = cluster.migrate(db)
+    assert result.returncode == 1
+    assert "role jr_owner is a superuser" in result.stderr
+    assert "ALTER ROLE jr_owner NOSUPERUSER" in result.stderr
+    assert not ledger_installed(cluster, db)
+
+
+def test_a_dba_may_set_the_owner_up_ahead_for_a_login_that_is_no_superuser(shared_db):
+    cluster, db = shared_db
+    cluster.admin("CREATE ROLE jr_owner NOLOGIN")
+    cluster.admin("CREATE ROLE claude LOGIN IN ROLE jr_owner")
+    result = cluster.migrate(db, user="claude")
+    assert result.returncode == 1
+    assert "GRANT CREATE ON SCHEMA public TO jr_owner" in result.stderr
+    cluster.admin("GRANT CREATE ON SCHEMA public TO jr_owner", dbname=db)
+    result = cluster.migrate(db, user="claude")
+    assert result.returncode == 0, result.stderr
+    assert ledger_owners(cluster, db) == {("jr_owner", False)}
+
+
+def test_a_login_outside_the_owner_role_is_refused_by_a_ledger_the_owner_holds(shared_db):
+    cluster, db = shared_db
+    assert cluster.migrate(db).returncode == 0  # a superuser's run: jr_owner owns the ledger
+    result = cluster.migrate(db, user=COTENANT)  # the database's owner, but not a member of jr_owner
+    assert result.returncode == 1
+    assert f"belongs to jr_owner: run make migrate as a superuser, or a DBA runs GRANT jr_owner TO {COTENANT}" \
+        in result.stderr
+
+
+@pytest.mark.parametrize("what, plant", [
+    ("trigger audit_ledger", PLANTED_TRIGGER.format(table="jr_exploration_log")),
+    ("rule keep_a_copy", "CREATE TABLE public.copies (x text); CREATE RULE keep_a_copy AS ON INSERT TO"
+                         " public.jr_exploration_log DO ALSO INSERT INTO public.copies VALUES (NEW.jr_type)"),
+    ("policy only_mine", "CREATE POLICY only_mine ON public.jr_exploration_log USING (true)"),
+])
+def test_code_on_the_logins_own_seed_tables_is_refused_too(shared_db, what, plant):
+    """Even on tables the migrating login made itself: the ledger has no trigger, rule or policy,
+    and one would run inside every SECURITY DEFINER call."""
+    cluster, db = shared_db
+    cluster.psql_file(db, SEED_SCHEMA, user=COTENANT)
+    cluster.admin(plant, dbname=db, user=COTENANT)
+    result = cluster.migrate(db, user=COTENANT)
+    assert result.returncode == 1, result.stdout
+    kind = what.split()[0]
+    assert f"table public.jr_exploration_log has {what} (its owner: {COTENANT}); once you know what it does:" \
+           f" DROP {kind.upper()} {what.split()[1]} ON public.jr_exploration_log" in result.stderr
+    assert not ledger_installed(cluster, db)
