@@ -1,6 +1,7 @@
 -- make uninstall: removes everything make migrate created, in one transaction (psql --single-transaction):
 -- the views, the functions, the tables with all their rows (the seed's two included) and the
--- migration ledger, then the roles jr_executor and jr_reader unless something else still uses them.
+-- migration ledger, then the roles jr_executor, jr_reader and jr_owner unless something else still
+-- uses them.
 -- No CASCADE: if a DBA built something of their own on these tables, this fails and changes nothing.
 SET lock_timeout = '5s';
 -- Names resolve in pg_catalog only: nothing planted in public runs with the uninstaller's rights.
@@ -22,7 +23,7 @@ DROP FUNCTION IF EXISTS
     public.jr_raise_row_violation(text, integer, integer, text, text, text, text);
 
 DROP TABLE IF EXISTS public.jr_step_attempts, public.jr_step_rewards, public.jr_exploration_log,
-    public.jr_step_definition_successes, public.jr_schema_migrations;
+    public.jr_step_definition_successes, public.jr_schema_definitions, public.jr_schema_migrations;
 
 -- A role goes only when nothing uses it any more: no member logins, no privileges or objects left
 -- in any database of the cluster. Otherwise it stays, and a NOTICE says why.
@@ -33,7 +34,7 @@ DECLARE
     members text;
     uses bigint;
 BEGIN
-    FOREACH role_name IN ARRAY ARRAY['jr_executor', 'jr_reader'] LOOP
+    FOREACH role_name IN ARRAY ARRAY['jr_executor', 'jr_reader', 'jr_owner'] LOOP
         SELECT r.oid INTO role_oid FROM pg_catalog.pg_roles r WHERE r.rolname = role_name;
         CONTINUE WHEN role_oid IS NULL;
         SELECT string_agg(m.rolname, ', ' ORDER BY m.rolname) INTO members

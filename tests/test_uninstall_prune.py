@@ -12,7 +12,7 @@ def make(cluster, db, *args, user="postgres"):
 
 
 def roles(cluster):
-    return cluster.admin("SELECT rolname::text FROM pg_roles WHERE rolname IN ('jr_executor', 'jr_reader') ORDER BY 1")
+    return cluster.admin("SELECT rolname::text FROM pg_roles WHERE rolname IN ('jr_executor', 'jr_reader', 'jr_owner') ORDER BY 1")
 
 
 def test_uninstall_refuses_without_confirm_and_changes_nothing(cluster, migrated_db):
@@ -36,7 +36,8 @@ def test_migrate_then_uninstall_leaves_the_database_as_it_was(bare_cluster):
     c.admin("SELECT record_step(1, 1, 'bash', NULL, 'success', 1), record_exploration('a', 'b')", dbname=db)
     result = make(c, db, "uninstall", "CONFIRM=yes")
     assert result.returncode == 0, result.stderr
-    assert "dropped role jr_executor" in result.stderr and "dropped role jr_reader" in result.stderr
+    for role in ("jr_executor", "jr_reader", "jr_owner"):
+        assert f"dropped role {role}" in result.stderr
     assert f"uninstall: the step ledger is gone from {db}" in result.stdout
 
     assert c.dump(db, "--schema-only") == before
