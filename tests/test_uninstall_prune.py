@@ -12,7 +12,8 @@ def make(cluster, db, *args, user="postgres"):
 
 
 def roles(cluster):
-    return cluster.admin("SELECT rolname::text FROM pg_roles WHERE rolname IN ('jr_executor', 'jr_reader', 'jr_owner') ORDER BY 1")
+    return cluster.admin("SELECT rolname::text FROM pg_roles"
+                         " WHERE rolname IN ('jr_executor', 'jr_reader', 'jr_owner') ORDER BY 1")
 
 
 def test_uninstall_refuses_without_confirm_and_changes_nothing(cluster, migrated_db):
