@@ -243,9 +243,8 @@ def refuse_what_is_in_the_way(cur, owner):
     for kind, name, holder, what, detail in found:
         thing = f"{kind.lower()} {name}"
         if what != "owner":
-            table = name
             lines.append(f"{thing} has {what} {detail} (its owner: {holder});"
-                         f" once you know what it does: DROP {what.upper()} {detail} ON {table}")
+                         f" once you know what it does: DROP {what.upper()} {detail} ON {name}")
         elif holder == OWNER_ROLE:
             lines.append(f"{thing} belongs to {OWNER_ROLE}: run make migrate as a superuser,"
                          f" or a DBA runs GRANT {OWNER_ROLE} TO {owner.login}")
@@ -266,7 +265,6 @@ def take_charge(cur, owner):
     said = []
     if owner.create_role:
         cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(owner.role)))
-        owner.create_role = False
         said.append(f"created role {owner.role} (NOLOGIN, not a superuser): it owns the ledger, so its SECURITY"
                     f" DEFINER functions never run with {owner.login}'s superuser rights")
     cur.execute(TO_HAND_OVER, {"relations": LEDGER_RELATIONS, "functions": LEDGER_FUNCTIONS,

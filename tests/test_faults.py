@@ -213,6 +213,7 @@ def slow_statement_fault(env, tmp_path, label, after_call=lambda: None):
     while the trigger is still in place."""
     env.sql("""
         CREATE TABLE fault_slow (task_id integer);
+        GRANT SELECT ON fault_slow TO PUBLIC;  -- the trigger runs as the ledger's owner, whoever that is
         CREATE FUNCTION fault_sleep() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             IF EXISTS (SELECT FROM public.fault_slow s WHERE s.task_id = NEW.task_id) AND NEW.step_number = 7 THEN
