@@ -26,7 +26,7 @@ ON_EMBEDDED := scripts/on-database embedded
 ON_TARGET := scripts/on-database target
 HERMETIC := scripts/on-database hermetic
 
-.PHONY: help setup setup-client db db-stop where migrate pgtap pytest test soak bench lint demo prune uninstall \
+.PHONY: help setup setup-client db db-stop where migrate pgtap pytest test soak bench lint pgspot demo prune uninstall \
     fresh-machine-check
 
 help:
@@ -40,7 +40,8 @@ help:
 	@echo "make pgtap     run the pgTAP suite on the target database (rolled back, safe on production)"
 	@echo "make soak      the fault and load tests, longer: restarts every fifth step, 8 x 5000 records"
 	@echo "make bench     measure against the seed's approach, the floor and the peers, DBOS and LangGraph (BENCH_ARGS=...)"
-	@echo "make lint      ruff, and plpgsql_check on every function (embedded database)"
+	@echo "make lint      ruff, make pgspot, and plpgsql_check on every function (embedded database)"
+	@echo "make pgspot    pgspot over every SQL file: fails on a finding neither fixed nor explained (no database)"
 	@echo "make prune OLDER_THAN='90 days'   delete history rows stored longer ago than that"
 	@echo "make uninstall CONFIRM=yes        remove the ledger, its data and unused roles from the target database"
 	@echo "make fresh-machine-check          make demo and make test in a fresh Debian 12 (debootstrap; root)"
@@ -91,9 +92,15 @@ demo: setup
 	@$(ON_EMBEDDED) scripts/demo.sh
 
 lint: setup
-	@$(VENV)/bin/ruff check db python_client tests bench scripts/where.py
+	@$(VENV)/bin/ruff check db python_client tests bench scripts/where.py scripts/pgspot.py
+	@$(PY) scripts/pgspot.py
 	@$(ON_EMBEDDED) $(PY) db/migrate.py >/dev/null
 	@$(ON_EMBEDDED) scripts/plpgsql-lint.sh
+
+# A reviewer, never needed at run time: only the venv, which holds pgspot (a test extra).
+pgspot:
+	@scripts/setup.sh venv
+	@$(PY) scripts/pgspot.py
 
 prune: $(TARGET_SETUP)
 	@$(ON_TARGET) scripts/prune.sh

@@ -9,6 +9,8 @@
 -- a marker lost in a server crash only means the step shows no pending row; the outcome, recorded by
 -- record_step in its own transaction, stays durable.
 -- Errors: those of record_step, and an occurrence below 1 (22023).
+-- pgspot PS002: OR REPLACE, as make migrate applies this file again when it changes; a function
+-- of this name that another role owns is refused first (README, Objects found in place).
 CREATE OR REPLACE FUNCTION public.begin_step(
     task_id integer,
     step_number integer,

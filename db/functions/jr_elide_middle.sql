@@ -2,6 +2,8 @@
 -- a visible marker that says how many characters were cut, at most max_chars characters in all.
 -- Counts characters, not bytes, so a multibyte path is never cut inside a character.
 -- The head keeps a path's root and an error's first line, the tail a file name and an error's last line.
+-- pgspot PS002: OR REPLACE, as make migrate applies this file again when it changes; a function
+-- of this name that another role owns is refused first (README, Objects found in place).
 CREATE OR REPLACE FUNCTION public.jr_elide_middle(value text, max_chars integer)
 RETURNS text
 LANGUAGE plpgsql

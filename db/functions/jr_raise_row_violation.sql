@@ -3,6 +3,8 @@
 -- set_step_reward, with its SQLSTATE, a message naming the step and the constraint, and no
 -- DETAIL: PostgreSQL's own DETAIL ("Failing row contains ...") would hand the whole row, legacy
 -- error_detail and all, to a caller who may not read it. Internal: the owner's functions call it.
+-- pgspot PS002: OR REPLACE, as make migrate applies this file again when it changes; a function
+-- of this name that another role owns is refused first (README, Objects found in place).
 CREATE OR REPLACE FUNCTION public.jr_raise_row_violation(
     caller text,
     task_id integer,

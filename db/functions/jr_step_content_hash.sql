@@ -1,6 +1,8 @@
 -- jr_step_content_hash(task_id, step_number, step_type, target_file): byte for byte the seed's Python,
 --     hashlib.sha256(f"{task_id}:{step_number}:{step_type}:{target_file}".encode()).hexdigest()
 -- so rows written before and after the ledger agree. A NULL target is spelled None, as Python prints it.
+-- pgspot PS002: OR REPLACE, as make migrate applies this file again when it changes; a function
+-- of this name that another role owns is refused first (README, Objects found in place).
 CREATE OR REPLACE FUNCTION public.jr_step_content_hash(
     task_id integer,
     step_number integer,

@@ -6,6 +6,8 @@
 -- for the next call. jr_step_rewards, the current state, is never touched.
 -- A DBA tool: not granted to jr_executor. Errors: NULL arguments 22004, a negative age or a batch
 -- size below 1 22023.
+-- pgspot PS002: OR REPLACE, as make migrate applies this file again when it changes; a function
+-- of this name that another role owns is refused first (README, Objects found in place).
 CREATE OR REPLACE FUNCTION public.prune_step_attempts(
     older_than interval,
     batch_size integer DEFAULT 10000

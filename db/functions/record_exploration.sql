@@ -3,6 +3,8 @@
 -- task_outcome is success, failed, partial or abandoned (a CHECK too, migration 0004), or NULL.
 -- Errors: NULL jr_type or task_type 22004, blank ones or an unknown outcome 22023, a type longer
 -- than its column (50 and 100 characters) 22001, NaN or infinite scores 22003.
+-- pgspot PS002: OR REPLACE, as make migrate applies this file again when it changes; a function
+-- of this name that another role owns is refused first (README, Objects found in place).
 CREATE OR REPLACE FUNCTION public.record_exploration(
     jr_type text,
     task_type text,

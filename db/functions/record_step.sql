@@ -13,6 +13,8 @@
 --     ledger's NOT VALID CHECKs) fails with the step, the constraint and its SQLSTATE, no DETAIL.
 -- A pending marker opens an attempt; an outcome (success, failed) closes it and counts it in
 -- attempts, and a failure in failed_attempts too.
+-- pgspot PS002: OR REPLACE, as make migrate applies this file again when it changes; a function
+-- of this name that another role owns is refused first (README, Objects found in place).
 CREATE OR REPLACE FUNCTION public.record_step(
     task_id integer,
     step_number integer,

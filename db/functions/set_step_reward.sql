@@ -7,6 +7,8 @@
 -- vocabulary 22023, a step the ledger does not have P0002. A step row that breaks a constraint (one
 -- written before the ledger's NOT VALID CHECKs) fails with that constraint's SQLSTATE (23514 for a
 -- CHECK) and a message naming the step and the constraint, never the row's contents.
+-- pgspot PS002: OR REPLACE, as make migrate applies this file again when it changes; a function
+-- of this name that another role owns is refused first (README, Objects found in place).
 CREATE OR REPLACE FUNCTION public.set_step_reward(
     task_id integer,
     step_number integer,

@@ -3,6 +3,8 @@
 -- whose definition changed does not count as done. Reads one row by its key alone, planned anew
 -- for each call (plan_cache_mode): a plan cached while the table was empty would keep going through
 -- another index as it grows (about 20 µs a call, measured, against a plan that can go wrong).
+-- pgspot PS002: OR REPLACE, as make migrate applies this file again when it changes; a function
+-- of this name that another role owns is refused first (README, Objects found in place).
 CREATE OR REPLACE FUNCTION public.step_succeeded(
     task_id integer,
     step_number integer,

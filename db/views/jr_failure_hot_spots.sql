@@ -1,6 +1,8 @@
 -- jr_failure_hot_spots: where steps fail, one row per target file and step type that ever failed,
 -- most failed attempts first. Bash steps have no target: their row has target_file NULL.
 -- Reads only jr_step_rewards.
+-- pgspot PS015: OR REPLACE, as make migrate applies this file again when it changes; a view
+-- of this name that another role owns is refused first (README, Objects found in place).
 CREATE OR REPLACE VIEW public.jr_failure_hot_spots AS
 SELECT
     r.target_file::text AS target_file,

@@ -1,6 +1,8 @@
 -- jr_retry_effectiveness: do retries fix failed steps? One row per step type, over the steps that
 -- failed at least once. A step counts as fixed when its newest event (by event time) is a success,
 -- so a success came after its failures. Reads only jr_step_rewards.
+-- pgspot PS015: OR REPLACE, as make migrate applies this file again when it changes; a view
+-- of this name that another role owns is refused first (README, Objects found in place).
 CREATE OR REPLACE VIEW public.jr_retry_effectiveness AS
 SELECT
     r.step_type::text AS step_type,

@@ -1,6 +1,8 @@
 -- jr_step_type_stats: which step types work, one row per step type.
 -- Reads only jr_step_rewards (one row per step, with its attempt counters), never the history,
 -- so its cost follows the number of steps, not of attempts.
+-- pgspot PS015: OR REPLACE, as make migrate applies this file again when it changes; a view
+-- of this name that another role owns is refused first (README, Objects found in place).
 CREATE OR REPLACE VIEW public.jr_step_type_stats AS
 SELECT
     r.step_type::text AS step_type,

@@ -1,6 +1,8 @@
 -- jr_task_progress: where each task stands, one row per task.
 -- Reads only jr_step_rewards; filtered by task_id (WHERE task_id = 7) the filter reaches the scan,
 -- which then uses the index on task_id.
+-- pgspot PS015: OR REPLACE, as make migrate applies this file again when it changes; a view
+-- of this name that another role owns is refused first (README, Objects found in place).
 CREATE OR REPLACE VIEW public.jr_task_progress AS
 SELECT
     r.task_id,
