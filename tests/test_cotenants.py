@@ -4,6 +4,8 @@ of whoever runs make migrate or make uninstall (issue 11, name resolution)."""
 
 from pathlib import Path
 
+import psycopg2
+import psycopg2.errors
 import pytest
 from pgcluster import run_make
 
@@ -247,3 +249,148 @@ def test_code_on_the_logins_own_seed_tables_is_refused_too(shared_db, what, plan
     assert f"table public.jr_exploration_log has {what} (its owner: {COTENANT}); once you know what it does:" \
            f" DROP {kind.upper()} {what.split()[1]} ON public.jr_exploration_log" in result.stderr
     assert not ledger_installed(cluster, db)
+
+
+# --- Default privileges and grants made by hand (issue 11, item 8). ----------------------------
+# What a co-tenant's DBA may have set up long before the ledger came: every table, sequence and
+# function a role creates is granted to the co-tenant (in public, and in any schema with the grant
+# option), and every table it creates may be read by PUBLIC.
+GENEROUS_DEFAULTS = """
+ALTER DEFAULT PRIVILEGES FOR ROLE {creator} IN SCHEMA public GRANT ALL ON TABLES TO {cotenant};
+ALTER DEFAULT PRIVILEGES FOR ROLE {creator} IN SCHEMA public GRANT ALL ON SEQUENCES TO {cotenant};
+ALTER DEFAULT PRIVILEGES FOR ROLE {creator} IN SCHEMA public GRANT ALL ON FUNCTIONS TO {cotenant};
+ALTER DEFAULT PRIVILEGES FOR ROLE {creator} GRANT ALL ON TABLES TO {cotenant} WITH GRANT OPTION;
+ALTER DEFAULT PRIVILEGES FOR ROLE {creator} GRANT ALL ON SEQUENCES TO {cotenant} WITH GRANT OPTION;
+ALTER DEFAULT PRIVILEGES FOR ROLE {creator} GRANT ALL ON FUNCTIONS TO {cotenant} WITH GRANT OPTION;
+ALTER DEFAULT PRIVILEGES FOR ROLE {creator} GRANT SELECT ON TABLES TO PUBLIC;
+"""
+# Every privilege a role holds on a relation, column or function in public, as the server's own
+# checks see it (through PUBLIC and memberships too). A fresh database holds only the ledger there.
+PRIVILEGES_IN_PUBLIC = """
+SELECT c.relname || ': ' || p.privilege
+FROM pg_class c,
+     unnest(CASE c.relkind WHEN 'S' THEN ARRAY['USAGE', 'SELECT', 'UPDATE']
+            ELSE ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'] END) p(privilege)
+WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'S', 'v', 'm')
+  AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(%(role)s, c.oid, p.privilege)
+           WHEN p.privilege IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
+               THEN has_any_column_privilege(%(role)s, c.oid, p.privilege)
+           ELSE has_table_privilege(%(role)s, c.oid, p.privilege) END
+UNION ALL
+SELECT p.oid::regprocedure::text || ': EXECUTE' FROM pg_proc p
+WHERE p.pronamespace = 'public'::regnamespace AND has_function_privilege(%(role)s, p.oid, 'EXECUTE')
+ORDER BY 1
+"""
+# Every ACL entry in public, the owners' own aside, as (object, grantee, privilege, grant option).
+ACL_IN_PUBLIC = """
+SELECT o.name, CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END, a.privilege_type,
+       a.is_grantable
+FROM (SELECT c.relname::text AS name, c.relowner AS owner,
+             coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS acl
+      FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'S', 'v', 'm')
+      UNION ALL
+      SELECT c.relname || '.' || att.attname, c.relowner, att.attacl
+      FROM pg_class c JOIN pg_attribute att ON att.attrelid = c.oid AND att.attnum > 0
+      WHERE c.relnamespace = 'public'::regnamespace
+      UNION ALL
+      SELECT p.proname::text, p.proowner, coalesce(p.proacl, acldefault('f', p.proowner))
+      FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace) o,
+     aclexplode(o.acl) a
+WHERE a.grantee <> o.owner
+ORDER BY 1, 2, 3, 4
+"""
+# What the co-tenant tries on the ledger once it is installed; each must be refused (42501).
+COTENANT_TRIES = [
+    "SELECT * FROM public.jr_step_attempts",
+    "DELETE FROM public.jr_step_rewards",
+    "TRUNCATE public.jr_exploration_log",
+    "UPDATE public.jr_schema_migrations SET checksum = 'x'",
+    "SELECT * FROM public.jr_task_progress",
+    "SELECT nextval('public.jr_step_rewards_id_seq')",
+    "SELECT public.prune_step_attempts('0 days')",
+    "SELECT public.record_step(1, 1, 'bash', NULL, 'success', 1)",
+    "SELECT public.set_step_reward(1, 1, 1.0)",
+]
+
+
+def migrating_login(cluster, db, how):
+    """The login that runs make migrate in the shared database, set up as a DBA would, and the roles
+    whose default privileges apply to what it creates: the login itself, and jr_owner when the DDL
+    runs as jr_owner (a superuser's run, or a member's)."""
+    if how == "superuser":
+        cluster.admin("CREATE ROLE jr_owner NOLOGIN")
+        return "postgres", ["postgres", "jr_owner"]
+    cluster.admin("CREATE ROLE jr_executor NOLOGIN; CREATE ROLE jr_reader NOLOGIN")  # it may not create roles
+    if how == "member of jr_owner":
+        cluster.admin("CREATE ROLE jr_owner NOLOGIN; CREATE ROLE claude LOGIN IN ROLE jr_owner")
+        cluster.admin("GRANT CREATE ON SCHEMA public TO jr_owner", dbname=db)
+        return "claude", ["claude", "jr_owner"]
+    cluster.admin("CREATE ROLE ledger_owner LOGIN")
+    cluster.admin("GRANT CREATE ON SCHEMA public TO ledger_owner", dbname=db)
+    return "ledger_owner", ["ledger_owner"]
+
+
+def refused(cluster, db, login, statement):
+    """Whether statement, run by login, is refused for want of a privilege."""
+    conn = cluster.connect(db, user=login)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    except psycopg2.errors.InsufficientPrivilege:
+        return True
+    finally:
+        conn.close()
+    return False
+
+
+@pytest.mark.parametrize("how", ["superuser", "member of jr_owner", "login that owns it"])
+def test_default_privileges_give_a_cotenant_nothing_on_the_ledger(shared_db, how):
+    cluster, db = shared_db
+    login, creators = migrating_login(cluster, db, how)
+    for creator in creators:
+        cluster.admin(GENEROUS_DEFAULTS.format(creator=creator, cotenant=COTENANT), dbname=db)
+
+    result = cluster.migrate(db, user=login)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"revoked from {COTENANT}: DELETE on jr_exploration_log, " in result.stdout
+    assert f"revoked from {COTENANT}: EXECUTE on begin_step, " in result.stdout
+    assert "revoked from PUBLIC: SELECT on jr_exploration_log, " in result.stdout
+
+    for role in (COTENANT, "public"):
+        assert cluster.admin(PRIVILEGES_IN_PUBLIC, {"role": role}, dbname=db) == [], role
+    assert [entry for entry in cluster.admin(ACL_IN_PUBLIC, dbname=db) if entry[1] in (COTENANT, "PUBLIC")] == []
+    assert [statement for statement in COTENANT_TRIES if not refused(cluster, db, COTENANT, statement)] == []
+
+
+def test_a_grant_made_by_hand_after_install_goes_at_the_next_migrate(shared_db):
+    cluster, db = shared_db
+    assert cluster.migrate(db).returncode == 0
+    installed = cluster.admin(ACL_IN_PUBLIC, dbname=db)
+    cluster.admin(f"""
+        GRANT DELETE ON public.jr_step_rewards TO {COTENANT};
+        GRANT SELECT (error_detail) ON public.jr_step_attempts TO {COTENANT};
+        GRANT USAGE ON SEQUENCE public.jr_step_rewards_id_seq TO PUBLIC;
+        GRANT SELECT ON public.jr_task_progress TO jr_reader WITH GRANT OPTION;
+        GRANT SELECT ON public.jr_exploration_log TO {COTENANT} WITH GRANT OPTION;
+        REVOKE SELECT ON public.jr_exploration_log FROM jr_reader;""", dbname=db)
+    # The co-tenant passes its grant on, so jr_reader's SELECT rests on the co-tenant's grant option.
+    cluster.admin("GRANT SELECT ON public.jr_exploration_log TO jr_reader", dbname=db, user=COTENANT)
+
+    result = cluster.migrate(db)
+    assert result.returncode == 0, result.stdout + result.stderr
+    said = [line.strip() for line in result.stdout.splitlines() if line.startswith("  notice:")]
+    assert sorted(said) == sorted([
+        "notice: revoked from PUBLIC: USAGE on jr_step_rewards_id_seq",
+        f"notice: revoked from {COTENANT}: DELETE on jr_step_rewards",
+        f"notice: revoked from {COTENANT}: SELECT (error_detail) on jr_step_attempts",
+        f"notice: revoked from {COTENANT}: SELECT on jr_exploration_log",
+        "notice: revoked from jr_reader: the grant option of SELECT on jr_task_progress",
+        "notice: granted jr_reader: SELECT on jr_exploration_log",
+    ])
+    assert cluster.admin(ACL_IN_PUBLIC, dbname=db) == installed
+    assert refused(cluster, db, COTENANT, "DELETE FROM public.jr_step_rewards")
+
+    again = cluster.migrate(db)
+    assert again.returncode == 0, again.stderr
+    assert "notice:" not in again.stdout, "exact privileges: nothing to say"

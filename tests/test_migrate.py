@@ -381,6 +381,36 @@ def test_without_createrole_migrate_succeeds_and_says_what_a_dba_must_run(bare_c
     assert "granted" not in result.stdout
 
 
+def run_privileges_sql(cluster, db):
+    """db/privileges.sql alone, as migrate runs it, in a transaction rolled back afterwards: what it
+    said, the transaction id it took (None: it wrote nothing), and the relations it locked besides
+    the system catalogs."""
+    conn = cluster.connect(db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT set_config('search_path', 'pg_catalog, pg_temp', true)")
+            cur.execute((REPO / "db" / "privileges.sql").read_text())
+            cur.execute("SELECT pg_current_xact_id_if_assigned()::text")
+            xid = cur.fetchone()[0]
+            cur.execute("SELECT relation::regclass::text FROM pg_locks"
+                        " WHERE pid = pg_backend_pid() AND relation >= 16384 ORDER BY 1")  # FirstNormalObjectId
+            locked = [name for (name,) in cur.fetchall()]
+        conn.rollback()
+        return [notice.strip() for notice in conn.notices], xid, locked
+    finally:
+        conn.close()
+
+
+def test_privileges_sql_executes_nothing_when_the_privileges_are_exact(cluster, migrated_db):
+    assert run_privileges_sql(cluster, migrated_db) == ([], None, [])
+
+    # The same measure sees a change when there is one to make.
+    cluster.admin("GRANT DELETE ON jr_step_rewards TO jr_reader", dbname=migrated_db)
+    said, xid, _ = run_privileges_sql(cluster, migrated_db)
+    assert said == ["NOTICE:  revoked from jr_reader: DELETE on jr_step_rewards"]
+    assert xid is not None
+
+
 def test_failed_attempts_are_counted_from_the_history_on_upgrade(cluster, fresh_db, tmp_path):
     """A database at migration 0003 whose history holds failures gets failed_attempts from it."""
     before_0004 = copy_of_db_dir(tmp_path)
