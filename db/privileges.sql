@@ -2,7 +2,9 @@
 -- transaction. Two parts: the roles, then every ledger object's privileges, made exact.
 
 -- 1. The roles, all NOLOGIN; a DBA grants them to logins.
---   jr_executor  the executor: records and checks its steps, and writes rewards.
+--   jr_executor  the executor: records and checks its steps.
+--   jr_rewarder  the reward work: grades steps and logs exploration. A role of its own, so the agent
+--                being graded (a member of jr_executor) cannot grade itself.
 --   jr_reader    reads the tables and views.
 -- Each is created when the migrating login may create roles; otherwise a NOTICE says what a DBA must
 -- run, and part 2 grants its privileges on the next migrate once it exists.
@@ -15,7 +17,7 @@ BEGIN
     FROM pg_catalog.pg_roles r
     WHERE r.rolname = current_user;
 
-    FOREACH role_name IN ARRAY ARRAY['jr_executor', 'jr_reader'] LOOP
+    FOREACH role_name IN ARRAY ARRAY['jr_executor', 'jr_rewarder', 'jr_reader'] LOOP
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = role_name) THEN
             IF can_create THEN
                 EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', role_name);
@@ -63,8 +65,8 @@ BEGIN
                 ('function', 'begin_step',                   'jr_executor', 'EXECUTE'),
                 ('function', 'record_step',                  'jr_executor', 'EXECUTE'),
                 ('function', 'step_succeeded',               'jr_executor', 'EXECUTE'),
-                ('function', 'set_step_reward',              'jr_executor', 'EXECUTE'),
-                ('function', 'record_exploration',           'jr_executor', 'EXECUTE'),
+                ('function', 'set_step_reward',              'jr_rewarder', 'EXECUTE'),
+                ('function', 'record_exploration',           'jr_rewarder', 'EXECUTE'),
                 ('function', 'prune_step_attempts',          NULL,          NULL),  -- a DBA tool
                 ('function', 'jr_step_content_hash',         NULL,          NULL),  -- internal helpers
                 ('function', 'jr_elide_middle',              NULL,          NULL),

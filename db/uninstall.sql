@@ -1,7 +1,7 @@
 -- make uninstall: removes everything make migrate created, in one transaction (psql --single-transaction):
 -- the views, the functions, the tables with all their rows (the seed's two included) and the
--- migration ledger, then the roles jr_executor, jr_reader and jr_owner unless something else still
--- uses them.
+-- migration ledger, then the roles jr_executor, jr_rewarder, jr_reader and jr_owner unless something
+-- else still uses them.
 -- No CASCADE: if a DBA built something of their own on these tables, this fails and changes nothing.
 SET lock_timeout = '5s';
 -- Names resolve in pg_catalog only: nothing planted in public runs with the uninstaller's rights.
@@ -34,7 +34,7 @@ DECLARE
     members text;
     uses bigint;
 BEGIN
-    FOREACH role_name IN ARRAY ARRAY['jr_executor', 'jr_reader', 'jr_owner'] LOOP
+    FOREACH role_name IN ARRAY ARRAY['jr_executor', 'jr_rewarder', 'jr_reader', 'jr_owner'] LOOP
         SELECT r.oid INTO role_oid FROM pg_catalog.pg_roles r WHERE r.rolname = role_name;
         CONTINUE WHEN role_oid IS NULL;
         SELECT string_agg(m.rolname, ', ' ORDER BY m.rolname) INTO members

@@ -7,8 +7,8 @@
 #              test's transaction, rolled back with it;
 #   script     otherwise pgTAP's plain SQL script, loaded into a schema of each test's transaction
 #              (needs CREATE on the database, which its owner has): nothing on the server, nothing left.
-# Tests that act out the roles need membership in jr_executor and jr_reader; without it they are
-# skipped, and the last line counts them and gives the GRANT that would run them.
+# Tests that act out the roles need membership in jr_executor, jr_rewarder and jr_reader; without it
+# they are skipped, and the last line counts them and gives the GRANT that would run them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,19 +19,24 @@ state=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -c "
            coalesce(e.extversion, v.version, ''),
            has_schema_privilege('public', 'CREATE'), has_database_privilege(current_database(), 'CREATE'),
            quote_ident(current_user), quote_ident(current_database()),
-           r.n = 2, r.n = 2 AND pg_has_role('jr_executor', 'MEMBER') AND pg_has_role('jr_reader', 'MEMBER')
-    FROM (SELECT count(*) AS n FROM pg_roles WHERE rolname IN ('jr_executor', 'jr_reader')) r
+           coalesce(r.missing, ''), coalesce(r.creates, ''),
+           r.missing IS NULL AND pg_has_role('jr_executor', 'MEMBER') AND pg_has_role('jr_rewarder', 'MEMBER')
+               AND pg_has_role('jr_reader', 'MEMBER')
+    FROM (SELECT string_agg(w.name, ', ' ORDER BY w.n) AS missing,
+                 string_agg(format('CREATE ROLE %s NOLOGIN;', w.name), ' ' ORDER BY w.n) AS creates
+          FROM unnest(ARRAY['jr_executor', 'jr_rewarder', 'jr_reader']) WITH ORDINALITY w(name, n)
+          WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = w.name)) r
     CROSS JOIN pg_roles u
     LEFT JOIN pg_extension e ON e.extname = 'pgtap'
     LEFT JOIN pg_available_extensions a ON a.name = 'pgtap'
     LEFT JOIN pg_available_extension_versions v ON v.name = 'pgtap' AND v.version = a.default_version
     WHERE u.rolname = current_user")
-IFS='|' read -r load version may_create_schema may_create_database login database has_roles is_member <<<"$state"
+IFS='|' read -r load version may_create_schema may_create_database login database missing_roles create_roles is_member \
+    <<<"$state"
 
-if [ "$has_roles" != t ]; then
-    echo "pgtap: the roles jr_executor and jr_reader do not exist, and the suite tests them: run make migrate" \
-         "as a login that may create roles, or have a DBA run CREATE ROLE jr_executor NOLOGIN; CREATE ROLE jr_reader NOLOGIN;" \
-         "then make migrate" >&2
+if [ -n "$missing_roles" ]; then
+    echo "pgtap: roles the suite tests do not exist: $missing_roles. Run make migrate as a login that may create" \
+         "roles, or have a DBA run $create_roles then make migrate" >&2
     exit 1
 fi
 
@@ -66,8 +71,8 @@ skip='ok [0-9]+ [^\n]*# (skip|SKIP)[^\n]*\n'
 perl -0pe "s/\\n((?:$skip)+)(?=ok\\n)//g; s/(?:$skip)+//g" "$output"
 skipped=$(grep -c -E '^ok [0-9]+ .*# (skip|SKIP)' "$output" || true)
 if [ "$skipped" -gt 0 ] && [ "$is_member" != t ]; then
-    echo "pgtap: $skipped tests skipped: $login is not a member of jr_executor and jr_reader, so the tests that act" \
-         "out those roles cannot SET ROLE. To run them: GRANT jr_executor, jr_reader TO $login"
+    echo "pgtap: $skipped tests skipped: $login is not a member of jr_executor, jr_rewarder and jr_reader, so the" \
+         "tests that act out those roles cannot SET ROLE. To run them: GRANT jr_executor, jr_reader, jr_rewarder TO $login"
 elif [ "$skipped" -gt 0 ]; then
     echo "pgtap: $skipped tests skipped:"
     grep -E '^ok [0-9]+ .*# (skip|SKIP)' "$output"

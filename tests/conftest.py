@@ -58,9 +58,10 @@ def ledger_db(cluster):
     result = cluster.migrate(name)
     assert result.returncode == 0, result.stderr
     cluster.admin("CREATE ROLE jr_app LOGIN PASSWORD %s IN ROLE jr_executor", (APP_PASSWORD,))
+    cluster.admin("CREATE ROLE jr_grader LOGIN PASSWORD %s IN ROLE jr_rewarder", (APP_PASSWORD,))
     yield name
     cluster.admin(f"DROP DATABASE {name} WITH (FORCE)")
-    cluster.admin("DROP ROLE jr_app")
+    cluster.admin("DROP ROLE jr_app, jr_grader")
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +69,12 @@ def app_config(cluster, ledger_db):
     """The executor's db_config: a login that is only a member of jr_executor, over TCP with a password."""
     return {"host": "127.0.0.1", "port": cluster.port, "user": "jr_app", "password": APP_PASSWORD,
             "dbname": ledger_db}
+
+
+@pytest.fixture(scope="session")
+def rewarder_config(app_config):
+    """The reward work's db_config: a login that is only a member of jr_rewarder."""
+    return dict(app_config, user="jr_grader")
 
 
 _task_ids = itertools.count(1000)

@@ -320,7 +320,7 @@ def migrating_login(cluster, db, how):
     if how == "superuser":
         cluster.admin("CREATE ROLE jr_owner NOLOGIN")
         return "postgres", ["postgres", "jr_owner"]
-    cluster.admin("CREATE ROLE jr_executor NOLOGIN; CREATE ROLE jr_reader NOLOGIN")  # it may not create roles
+    cluster.admin("CREATE ROLE jr_executor NOLOGIN; CREATE ROLE jr_rewarder NOLOGIN; CREATE ROLE jr_reader NOLOGIN")
     if how == "member of jr_owner":
         cluster.admin("CREATE ROLE jr_owner NOLOGIN; CREATE ROLE claude LOGIN IN ROLE jr_owner")
         cluster.admin("GRANT CREATE ON SCHEMA public TO jr_owner", dbname=db)

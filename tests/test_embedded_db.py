@@ -116,7 +116,7 @@ def server(cluster):
     """A server named by the libpq variables: a database owned by a login that is not a superuser,
     over TCP with a password."""
     login = "remote_" + os.urandom(4).hex()
-    for role in ("jr_executor", "jr_reader"):  # as a DBA would, since the owner may not create roles
+    for role in ("jr_executor", "jr_rewarder", "jr_reader"):  # as a DBA would: the owner may not create roles
         if not cluster.admin("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)):
             cluster.admin(f"CREATE ROLE {role} NOLOGIN")
     cluster.admin(f"CREATE ROLE {login} LOGIN PASSWORD 'pw-{login}'")
@@ -155,7 +155,7 @@ def test_make_migrate_and_pgtap_act_on_the_named_server_and_leave_no_pgtap_behin
     assert pgtap.returncode == 0, pgtap.stdout + pgtap.stderr
     assert pgtap.stdout.splitlines()[0].startswith("where: host=127.0.0.1")
     assert "Result: PASS" in pgtap.stdout
-    assert f"GRANT jr_executor, jr_reader TO {server['PGUSER']}" in pgtap.stdout
+    assert f"GRANT jr_executor, jr_reader, jr_rewarder TO {server['PGUSER']}" in pgtap.stdout
     left = cluster.admin("SELECT (SELECT count(*) FROM pg_extension WHERE extname = 'pgtap'),"
                          " (SELECT count(*) FROM pg_namespace WHERE nspname = 'jr_pgtap')", dbname=server["PGDATABASE"])
     assert left == [(0, 0)]
@@ -186,6 +186,7 @@ def test_make_pgtap_stops_at_once_when_the_roles_it_tests_do_not_exist(bare_clus
     assert c.migrate(db, user="lone_owner").returncode == 0  # it may not create the roles
     result = make("pgtap", **{k: v for k, v in c.env(db, "lone_owner").items() if k.startswith("PG")})
     assert result.returncode != 0
-    assert "pgtap: the roles jr_executor and jr_reader do not exist" in result.stderr
-    assert "CREATE ROLE jr_executor NOLOGIN" in result.stderr
+    assert "pgtap: roles the suite tests do not exist: jr_executor, jr_rewarder, jr_reader." in result.stderr
+    assert "CREATE ROLE jr_executor NOLOGIN; CREATE ROLE jr_rewarder NOLOGIN; CREATE ROLE jr_reader NOLOGIN;" \
+        in result.stderr
     assert "Dubious" not in result.stdout + result.stderr and "db/tests/" not in result.stdout

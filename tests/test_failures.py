@@ -89,6 +89,11 @@ CASES = [
     ("42501 on record_step", server("42501", "permission denied for function record_step"), "privilege",
      ["login 'claude' lacks EXECUTE on record_step (permission denied for function record_step): "
       "a DBA runs GRANT jr_executor TO claude"]),
+    ("42501 on set_step_reward", server("42501", "permission denied for function set_step_reward"), "privilege",
+     ["login 'claude' lacks EXECUTE on set_step_reward (permission denied for function set_step_reward): "
+      "a DBA runs GRANT jr_rewarder TO claude"]),
+    ("42501 on record_exploration", server("42501", "permission denied for function record_exploration"), "privilege",
+     ["a DBA runs GRANT jr_rewarder TO claude"]),
     ("42501 on a table", server("42501", "permission denied for table jr_step_rewards"), "privilege",
      ["login 'claude' lacks SELECT on jr_step_rewards", "GRANT jr_reader TO claude"]),
     ("42501 on a schema", server("42501", "permission denied for schema public"), "privilege",

@@ -352,21 +352,23 @@ def test_without_createrole_migrate_succeeds_and_says_what_a_dba_must_run(bare_c
 
     result = c.migrate(db, user="migrator")
     assert result.returncode == 0, result.stderr
-    for role in ("jr_executor", "jr_reader"):
+    for role in ("jr_executor", "jr_rewarder", "jr_reader"):
         assert (f"role {role} does not exist and migrator may not create roles; "
                 f"a DBA must run: CREATE ROLE {role} NOLOGIN") in result.stdout
     assert "granted" not in result.stdout
-    assert c.admin("SELECT count(*) FROM pg_roles WHERE rolname IN ('jr_executor', 'jr_reader')") == [(0,)]
+    assert c.admin("SELECT count(*) FROM pg_roles WHERE rolname IN ('jr_executor', 'jr_rewarder', 'jr_reader')") \
+        == [(0,)]
     assert c.admin("SELECT record_step(1, 1, 'bash', NULL, 'success', 1)", dbname=db) == [("recorded",)]
 
     # Once a DBA has created the roles, the next migrate grants their privileges.
     c.admin("CREATE ROLE jr_executor NOLOGIN")
+    c.admin("CREATE ROLE jr_rewarder NOLOGIN")
     c.admin("CREATE ROLE jr_reader NOLOGIN")
     result = c.migrate(db, user="migrator")
     assert result.returncode == 0, result.stderr
     assert "does not exist" not in result.stdout
-    assert ("granted jr_executor: EXECUTE on begin_step, record_exploration, record_step, set_step_reward,"
-            " step_succeeded" in result.stdout)
+    assert "granted jr_executor: EXECUTE on begin_step, record_step, step_succeeded" in result.stdout
+    assert "granted jr_rewarder: EXECUTE on record_exploration, set_step_reward" in result.stdout
     assert ("granted jr_reader: SELECT on jr_exploration_log, jr_failure_hot_spots, jr_retry_effectiveness,"
             " jr_step_attempts, jr_step_definition_successes, jr_step_rewards, jr_step_type_stats, jr_task_progress"
             in result.stdout)
@@ -409,6 +411,21 @@ def test_privileges_sql_executes_nothing_when_the_privileges_are_exact(cluster, 
     said, xid, _ = run_privileges_sql(cluster, migrated_db)
     assert said == ["NOTICE:  revoked from jr_reader: DELETE on jr_step_rewards"]
     assert xid is not None
+
+
+def test_an_install_where_jr_executor_may_write_rewards_loses_that_at_the_next_migrate(cluster, migrated_db):
+    # What migrate granted before jr_rewarder existed.
+    cluster.admin("GRANT EXECUTE ON FUNCTION set_step_reward(integer, integer, double precision, text, text),"
+                  " record_exploration(text, text, double precision, double precision, text) TO jr_executor",
+                  dbname=migrated_db)
+    result = cluster.migrate(migrated_db)
+    assert result.returncode == 0, result.stderr
+    assert "notice: revoked from jr_executor: EXECUTE on record_exploration, set_step_reward" in result.stdout
+    assert cluster.admin(
+        "SELECT r.rolname::text, has_function_privilege(r.rolname, 'set_step_reward(integer, integer, double precision,"
+        " text, text)', 'EXECUTE'), has_function_privilege(r.rolname, 'record_exploration(text, text, double precision,"
+        " double precision, text)', 'EXECUTE') FROM pg_roles r WHERE r.rolname IN ('jr_executor', 'jr_rewarder')"
+        " ORDER BY 1", dbname=migrated_db) == [("jr_executor", False, False), ("jr_rewarder", True, True)]
 
 
 def test_failed_attempts_are_counted_from_the_history_on_upgrade(cluster, fresh_db, tmp_path):

@@ -17,16 +17,18 @@ from pgbouncer import PgBouncer
 from pgcluster import LIBPQ_VARS, REPO
 from test_faults import lock_fault, slow_statement_fault
 
-APP, READER = "jr_pgb_app", "jr_pgb_reader"
+APP, READER, REWARDER = "jr_pgb_app", "jr_pgb_reader", "jr_pgb_rewarder"
 # postgres reaches the cluster through PgBouncer with this password, for make pgtap.
-PASSWORDS = {APP: "pgb-App pw 1!", READER: "pgb-Reader pw 2!", "postgres": "pgb-Admin pw 3!"}
+PASSWORDS = {APP: "pgb-App pw 1!", READER: "pgb-Reader pw 2!", REWARDER: "pgb-Rewarder pw 4!",
+             "postgres": "pgb-Admin pw 3!"}
 DEMO_TASK = REPO / "examples" / "demo" / "task.md"
 
 
 class BouncerLedger:
     """A migrated ledger in the session's cluster, reached through a PgBouncer by APP (a member of
-    jr_executor only) and READER (jr_executor and jr_reader, for jr-steps status and stats). It
-    offers what test_faults' helpers use: config, sql(), task_id(), next_task."""
+    jr_executor only), READER (jr_executor and jr_reader, for jr-steps status and stats) and
+    REWARDER (jr_rewarder only). It offers what test_faults' helpers use: config, sql(), task_id(),
+    next_task."""
 
     def __init__(self, cluster):
         self.cluster = cluster
@@ -35,6 +37,7 @@ class BouncerLedger:
         assert result.returncode == 0, result.stderr
         cluster.admin(f"CREATE ROLE {APP} LOGIN PASSWORD %s IN ROLE jr_executor", (PASSWORDS[APP],))
         cluster.admin(f"CREATE ROLE {READER} LOGIN PASSWORD %s IN ROLE jr_executor, jr_reader", (PASSWORDS[READER],))
+        cluster.admin(f"CREATE ROLE {REWARDER} LOGIN PASSWORD %s IN ROLE jr_rewarder", (PASSWORDS[REWARDER],))
         self.bouncer = PgBouncer(cluster, PASSWORDS).start()
         self.config = self.bouncer.config(APP, self.db)
         self.next_task = 9000
@@ -56,7 +59,7 @@ class BouncerLedger:
     def close(self):
         self.bouncer.stop()
         self.cluster.admin(f"DROP DATABASE {self.db} WITH (FORCE)")
-        self.cluster.admin(f"DROP ROLE {APP}, {READER}")
+        self.cluster.admin(f"DROP ROLE {APP}, {READER}, {REWARDER}")
 
 
 @pytest.fixture(scope="module")
@@ -90,15 +93,17 @@ def test_the_recorder_records_and_checks_through_pgbouncer(ledger, spool_path, c
     caplog.set_level("WARNING", "jr_step_rewards")
     task_id = ledger.task_id()
     recorder = StepRecorder(ledger.config, spool_path=spool_path)
+    rewards = StepRecorder(ledger.bouncer.config(REWARDER, ledger.db), spool_path=spool_path)
     try:
         assert recorder.record_step(task_id, 1, "bash", None, "pending") is True
         assert recorder.record_step(task_id, 1, "bash", None, "success", 4) is True
         assert recorder.step_succeeded(task_id, 1) is True
         assert recorder.step_succeeded(task_id, 1, recorder.content_hash(task_id, 1, "bash", None)) is True
         assert recorder.step_succeeded(task_id, 2) is False
-        assert recorder.set_step_reward(task_id, 1, 0.5, "correct") is True
+        assert rewards.set_step_reward(task_id, 1, 0.5, "correct") is True
     finally:
         recorder.close()
+        rewards.close()
     assert caplog.records == []
     assert not spool_path.exists(), "nothing had to wait in the spool"
     assert ledger.sql("SELECT step_number, execution_result, attempts, implicit_reward FROM jr_step_rewards"

@@ -21,7 +21,8 @@ def server(request):
                             capture_output=True, text=True, timeout=300).stdout.strip()
     cluster = Cluster(bindir=bindir).start()
     # What a DBA does once: the roles (the owner may not create roles) and the owner's login.
-    cluster.admin(f"CREATE ROLE jr_executor NOLOGIN; CREATE ROLE jr_reader NOLOGIN; CREATE ROLE {OWNER} LOGIN")
+    cluster.admin("CREATE ROLE jr_executor NOLOGIN; CREATE ROLE jr_rewarder NOLOGIN; CREATE ROLE jr_reader NOLOGIN;"
+                  f" CREATE ROLE {OWNER} LOGIN")
     yield request.param, cluster
     cluster.destroy()
 
@@ -68,15 +69,16 @@ def test_the_pgtap_suite_passes_with_pgtap_loaded_from_its_script(server):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Result: PASS" in result.stdout
     assert "pgTAP from its SQL script" in result.stdout
-    skipped = re.search(r"pgtap: (\d+) tests skipped: ledger_owner is not a member of jr_executor and jr_reader.*"
-                        r"To run them: GRANT jr_executor, jr_reader TO ledger_owner", result.stdout)
+    skipped = re.search(r"pgtap: (\d+) tests skipped: ledger_owner is not a member of jr_executor, jr_rewarder and"
+                        r" jr_reader.*To run them: GRANT jr_executor, jr_reader, jr_rewarder TO ledger_owner",
+                        result.stdout)
     assert skipped and int(skipped.group(1)) > 0, result.stdout
 
-    cluster.admin(f"GRANT jr_executor, jr_reader TO {OWNER}")
+    cluster.admin(f"GRANT jr_executor, jr_reader, jr_rewarder TO {OWNER}")
     try:
         again = run_pgtap(cluster, db)
     finally:
-        cluster.admin(f"REVOKE jr_executor, jr_reader FROM {OWNER}")
+        cluster.admin(f"REVOKE jr_executor, jr_reader, jr_rewarder FROM {OWNER}")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Result: PASS" in again.stdout and "skipped" not in again.stdout
     total = int(re.search(r"Tests=(\d+)", again.stdout).group(1))

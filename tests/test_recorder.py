@@ -400,30 +400,39 @@ def test_a_forked_child_records_on_its_own_connection_and_leaves_the_parents_alo
     assert [r[0] for r in state(cluster, ledger_db, task_id)] == [1, 2, 3]
 
 
-def test_rewards_and_exploration_through_the_thin_caller_and_the_recorder(cluster, ledger_db, recorder, task_id,
-                                                                          caplog):
+@pytest.fixture
+def rewards(rewarder_config, spool_path):
+    """The reward work's recorder, with a login of its own (jr_rewarder)."""
+    r = StepRecorder(rewarder_config, spool_path=spool_path)
+    yield r
+    r.close()
+
+
+def test_rewards_and_exploration_through_the_thin_caller_and_the_recorder(cluster, ledger_db, recorder, rewards,
+                                                                          task_id, caplog):
     caplog.set_level(logging.WARNING, "jr_step_rewards")
     assert recorder.record_step(task_id, 1, "bash", None, "success", 3) is True
-    assert recorder.set_step_reward(task_id, 1, 0.5, "correct") is True
-    assert recorder.set_step_reward(task_id, 1, None, None, "skip") is True
+    assert rewards.set_step_reward(task_id, 1, 0.5, "correct") is True
+    assert rewards.set_step_reward(task_id, 1, None, None, "skip") is True
     assert cluster.admin("SELECT implicit_reward, verified_outcome, retry_decision FROM jr_step_rewards"
                          " WHERE task_id = %s", (task_id,), dbname=ledger_db) == [(0.5, "correct", "skip")]
-    new_id = recorder.record_exploration("se-jr", f"task-{task_id}", 0.9, 0.1, "success")
+    new_id = rewards.record_exploration("se-jr", f"task-{task_id}", 0.9, 0.1, "success")
     assert isinstance(new_id, int)
     assert cluster.admin("SELECT jr_type, task_type, task_outcome FROM jr_exploration_log WHERE id = %s", (new_id,),
                          dbname=ledger_db) == [("se-jr", f"task-{task_id}", "success")]
     assert caplog.records == []
 
     # Refusals come back as False or None with one warning each, and do not trip the breaker.
-    assert recorder.set_step_reward(task_id, 99, 1.0) is False
-    assert recorder.set_step_reward(task_id, 1, float("nan")) is False
-    assert recorder.record_exploration("se-jr", "x", task_outcome="done") is None
+    assert rewards.set_step_reward(task_id, 99, 1.0) is False
+    assert rewards.set_step_reward(task_id, 1, float("nan")) is False
+    assert rewards.record_exploration("se-jr", "x", task_outcome="done") is None
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 3, messages
     assert "step 99 is not in the ledger" in messages[0]
     assert "implicit_reward must be a finite number, got NaN" in messages[1]
     assert "task_outcome must be success, failed, partial or abandoned, got 'done'" in messages[2]
-    assert recorder.record_step(task_id, 2, "bash", None, "success", 3) is True, "the breaker stayed closed"
+    assert rewards.set_step_reward(task_id, 1, 0.25) is True, "the breaker stayed closed"
+    assert recorder.record_step(task_id, 2, "bash", None, "success", 3) is True
 
     conn = cluster.connect(ledger_db)
     try:

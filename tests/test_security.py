@@ -1,5 +1,6 @@
-"""Passwords never appear in warnings, CLI output, make's output or the server's log. (The privilege
-and search_path checks are SQL: db/tests/10_security.sql.)"""
+"""Passwords never appear in warnings, CLI output, make's output or the server's log; the agent being
+graded cannot grade itself. (The other privilege and search_path checks are SQL:
+db/tests/10_security.sql and 13_exact_acls.sql.)"""
 
 import logging
 import os
@@ -7,6 +8,7 @@ import subprocess
 import sys
 
 import psycopg2
+import psycopg2.errors
 import pytest
 from conftest import APP_PASSWORD
 from jr_step_rewards import StepRecorder
@@ -88,3 +90,43 @@ def test_the_history_records_the_login_that_made_the_call_whatever_label_it_give
         recorder.close()
     assert cluster.admin("SELECT executor, recorded_by FROM jr_step_attempts WHERE task_id = %s", (task_id,),
                          dbname=ledger_db) == [("postgres", app_config["user"])]
+
+
+def test_the_executor_cannot_grade_itself_and_the_rewarder_can(cluster, ledger_db, app_config, rewarder_config,
+                                                               spool_path, task_id, caplog):
+    """The agent being graded logs in as a member of jr_executor only: it records its steps, but may
+    neither reward them nor write the exploration log. The reward work's login, a member of
+    jr_rewarder only, may."""
+    recorder = StepRecorder(app_config, spool_path=spool_path)
+    assert recorder.record_step(task_id, 1, "bash", None, "failed", 1, "exit 1") is True
+    self_grading = [f"SELECT set_step_reward({task_id}, 1, 1.0, 'correct', 'skip')",
+                    f"SELECT record_exploration('jr', 'graded-by-{task_id}', 1.0, 1.0, 'success')"]
+    executor = psycopg2.connect(**app_config)
+    executor.autocommit = True
+    try:
+        for call in self_grading:
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege), executor.cursor() as cur:
+                cur.execute(call)
+    finally:
+        executor.close()
+    # Through the recorder, the refusal names the grant the reward work's login needs.
+    caplog.set_level(logging.WARNING, "jr_step_rewards")
+    assert recorder.set_step_reward(task_id, 1, 1.0, "correct") is False
+    recorder.close()
+    assert any("lacks EXECUTE on set_step_reward" in r.getMessage() and "GRANT jr_rewarder TO jr_app" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert cluster.admin("SELECT implicit_reward, verified_outcome FROM jr_step_rewards WHERE task_id = %s",
+                         (task_id,), dbname=ledger_db) == [(None, None)]
+
+    grader = psycopg2.connect(**rewarder_config)
+    grader.autocommit = True
+    try:
+        with grader.cursor() as cur:
+            for call in self_grading:
+                cur.execute(call)
+    finally:
+        grader.close()
+    assert cluster.admin("SELECT implicit_reward, verified_outcome FROM jr_step_rewards WHERE task_id = %s",
+                         (task_id,), dbname=ledger_db) == [(1.0, "correct")]
+    assert cluster.admin("SELECT count(*) FROM jr_exploration_log WHERE task_type = %s", (f"graded-by-{task_id}",),
+                         dbname=ledger_db) == [(1,)]

@@ -13,7 +13,7 @@ def make(cluster, db, *args, user="postgres"):
 
 def roles(cluster):
     return cluster.admin("SELECT rolname::text FROM pg_roles"
-                         " WHERE rolname IN ('jr_executor', 'jr_reader', 'jr_owner') ORDER BY 1")
+                         " WHERE rolname IN ('jr_executor', 'jr_rewarder', 'jr_reader', 'jr_owner') ORDER BY 1")
 
 
 def test_uninstall_refuses_without_confirm_and_changes_nothing(cluster, migrated_db):
@@ -37,7 +37,7 @@ def test_migrate_then_uninstall_leaves_the_database_as_it_was(bare_cluster):
     c.admin("SELECT record_step(1, 1, 'bash', NULL, 'success', 1), record_exploration('a', 'b')", dbname=db)
     result = make(c, db, "uninstall", "CONFIRM=yes")
     assert result.returncode == 0, result.stderr
-    for role in ("jr_executor", "jr_reader", "jr_owner"):
+    for role in ("jr_executor", "jr_rewarder", "jr_reader", "jr_owner"):
         assert f"dropped role {role}" in result.stderr
     assert f"uninstall: the step ledger is gone from {db}" in result.stdout
 
@@ -57,6 +57,7 @@ def test_uninstall_keeps_roles_something_else_still_uses(bare_cluster):
     assert result.returncode == 0, result.stderr
     assert "kept role jr_executor: it is granted to executor_login" in result.stderr
     assert "kept role jr_reader: it still holds 1 privilege(s) or object(s) in this cluster" in result.stderr
+    assert "dropped role jr_rewarder" in result.stderr
     assert roles(c) == [("jr_executor",), ("jr_reader",)]
     assert c.admin("SELECT to_regclass('public.jr_step_rewards')", dbname=db) == [(None,)]
 

@@ -1,9 +1,9 @@
 -- Structure of the SQL API and who may use it: signatures, SECURITY DEFINER with a pinned
--- search_path, and least privilege for PUBLIC, jr_executor and jr_reader.
+-- search_path, and least privilege for PUBLIC, jr_executor, jr_rewarder and jr_reader.
 BEGIN;
 SET LOCAL client_min_messages = warning;
 \ir load_pgtap.psql
-SELECT plan(50);
+SELECT plan(65);
 
 SELECT has_function('public', 'record_step',
     ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text', 'text'],
@@ -100,6 +100,25 @@ SELECT table_privs_are('public', 'jr_step_definition_successes', 'jr_executor', 
 SELECT table_privs_are('public', 'jr_step_rewards', 'jr_executor', ARRAY[]::text[], 'jr_executor has no privilege on jr_step_rewards');
 SELECT table_privs_are('public', 'jr_step_attempts', 'jr_executor', ARRAY[]::text[], 'jr_executor has no privilege on jr_step_attempts');
 
+-- jr_executor grades nothing: the reward work's writers belong to jr_rewarder, so the agent being
+-- graded cannot grade itself.
+SELECT function_privs_are('public', 'set_step_reward', ARRAY['integer', 'integer', 'double precision', 'text', 'text'],
+    'jr_executor', ARRAY[]::text[], 'jr_executor may not execute set_step_reward');
+SELECT function_privs_are('public', 'record_exploration', ARRAY['text', 'text', 'double precision', 'double precision', 'text'],
+    'jr_executor', ARRAY[]::text[], 'jr_executor may not execute record_exploration');
+
+-- jr_rewarder: the reward work's writers, nothing else.
+SELECT has_role('jr_rewarder', 'role jr_rewarder exists');
+SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'jr_rewarder'), false, 'jr_rewarder is NOLOGIN');
+SELECT function_privs_are('public', 'set_step_reward', ARRAY['integer', 'integer', 'double precision', 'text', 'text'],
+    'jr_rewarder', ARRAY['EXECUTE'], 'jr_rewarder may execute set_step_reward');
+SELECT function_privs_are('public', 'record_exploration', ARRAY['text', 'text', 'double precision', 'double precision', 'text'],
+    'jr_rewarder', ARRAY['EXECUTE'], 'jr_rewarder may execute record_exploration');
+SELECT function_privs_are('public', 'record_step',
+    ARRAY['integer', 'integer', 'text', 'text', 'text', 'integer', 'text', 'timestamp with time zone', 'uuid', 'text', 'text'],
+    'jr_rewarder', ARRAY[]::text[], 'jr_rewarder may not execute record_step');
+SELECT table_privs_are('public', 'jr_step_rewards', 'jr_rewarder', ARRAY[]::text[], 'jr_rewarder has no privilege on jr_step_rewards');
+
 -- jr_reader: SELECT on the tables, nothing else.
 SELECT has_role('jr_reader', 'role jr_reader exists');
 SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'jr_reader'), false, 'jr_reader is NOLOGIN');
@@ -113,7 +132,8 @@ SELECT function_privs_are('public', 'record_step',
     'jr_reader', ARRAY[]::text[], 'jr_reader may not execute record_step');
 
 -- The same, acted out. SET ROLE needs membership: a tester who lacks it skips these.
-SELECT pg_has_role('jr_executor', 'MEMBER') AND pg_has_role('jr_reader', 'MEMBER') AS may_become_roles \gset
+SELECT pg_has_role('jr_executor', 'MEMBER') AND pg_has_role('jr_rewarder', 'MEMBER') AND pg_has_role('jr_reader', 'MEMBER')
+    AS may_become_roles \gset
 \if :may_become_roles
 SET LOCAL ROLE jr_executor;
 SELECT throws_ok('SELECT count(*) FROM public.jr_step_rewards', '42501', NULL,
@@ -125,7 +145,24 @@ SELECT throws_ok('DELETE FROM public.jr_step_attempts', '42501', NULL,
 SELECT is(public.record_step(-900201, 1, 'bash', NULL, 'success', 5), 'recorded',
     'as jr_executor, record_step works');
 SELECT is(public.step_succeeded(-900201, 1), true, 'as jr_executor, step_succeeded works');
+-- The attack: the agent being graded rewards its own step.
+SELECT throws_ok('SELECT public.set_step_reward(-900201, 1, 1.0, ''correct'')', '42501', NULL,
+    'as jr_executor, grading its own step with set_step_reward is denied');
+SELECT throws_ok($$SELECT public.record_exploration('jr', 'task', task_outcome => 'success')$$, '42501', NULL,
+    'as jr_executor, record_exploration is denied');
 RESET ROLE;
+SET LOCAL ROLE jr_rewarder;
+SELECT lives_ok('SELECT public.set_step_reward(-900201, 1, 0.5, ''correct'')', 'as jr_rewarder, set_step_reward works');
+-- Refused by its own check, after the privilege check: jr_rewarder may call it, and no id is used.
+SELECT throws_ok($$SELECT public.record_exploration('jr', 'task', task_outcome => 'won')$$, '22023', NULL,
+    'as jr_rewarder, record_exploration runs (its vocabulary check answers, not a privilege error)');
+SELECT throws_ok('SELECT public.record_step(-900201, 2, ''bash'', NULL, ''success'', 5)', '42501', NULL,
+    'as jr_rewarder, record_step is denied');
+SELECT throws_ok('SELECT count(*) FROM public.jr_step_rewards', '42501', NULL,
+    'as jr_rewarder, reading jr_step_rewards directly is denied');
+RESET ROLE;
+SELECT is((SELECT implicit_reward FROM public.jr_step_rewards WHERE task_id = -900201 AND step_number = 1), 0.5::float8,
+    'the reward is jr_rewarder''s');
 SET LOCAL ROLE jr_reader;
 SELECT throws_ok($$SELECT public.record_step(-900201, 2, 'bash', NULL, 'success', 5)$$, '42501', NULL,
     'as jr_reader, record_step is denied');
@@ -135,7 +172,7 @@ SELECT is((SELECT count(*)::int FROM public.jr_step_rewards WHERE task_id = -900
     'as jr_reader, SELECT on jr_step_rewards works');
 RESET ROLE;
 \else
-SELECT skip('the tester may not SET ROLE jr_executor and jr_reader', 8);
+SELECT skip('the tester may not SET ROLE jr_executor, jr_rewarder and jr_reader', 15);
 \endif
 
 SELECT * FROM finish();

@@ -14,7 +14,7 @@ SELECT is_definer('public', 'set_step_reward', ARRAY['integer', 'integer', 'doub
 SELECT function_privs_are('public', 'set_step_reward', ARRAY['integer', 'integer', 'double precision', 'text', 'text'],
     'public', ARRAY[]::text[], 'PUBLIC may not execute set_step_reward');
 SELECT function_privs_are('public', 'set_step_reward', ARRAY['integer', 'integer', 'double precision', 'text', 'text'],
-    'jr_executor', ARRAY['EXECUTE'], 'jr_executor may execute set_step_reward');
+    'jr_rewarder', ARRAY['EXECUTE'], 'jr_rewarder may execute set_step_reward');
 SELECT function_privs_are('public', 'set_step_reward', ARRAY['integer', 'integer', 'double precision', 'text', 'text'],
     'jr_reader', ARRAY[]::text[], 'jr_reader may not execute set_step_reward');
 

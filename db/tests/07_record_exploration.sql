@@ -16,7 +16,7 @@ SELECT is_definer('public', 'record_exploration', ARRAY['text', 'text', 'double 
 SELECT function_privs_are('public', 'record_exploration', ARRAY['text', 'text', 'double precision', 'double precision', 'text'],
     'public', ARRAY[]::text[], 'PUBLIC may not execute record_exploration');
 SELECT function_privs_are('public', 'record_exploration', ARRAY['text', 'text', 'double precision', 'double precision', 'text'],
-    'jr_executor', ARRAY['EXECUTE'], 'jr_executor may execute record_exploration');
+    'jr_rewarder', ARRAY['EXECUTE'], 'jr_rewarder may execute record_exploration');
 SELECT function_privs_are('public', 'record_exploration', ARRAY['text', 'text', 'double precision', 'double precision', 'text'],
     'jr_reader', ARRAY[]::text[], 'jr_reader may not execute record_exploration');
 

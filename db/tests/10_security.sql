@@ -1,5 +1,5 @@
--- Security: nobody gets more than their role. jr_executor touches no table directly, jr_reader
--- calls no write function, PUBLIC has nothing, and a caller's own search_path or pg_temp objects
+-- Security: nobody gets more than their role. jr_executor and jr_rewarder touch no table directly,
+-- jr_reader calls no write function, PUBLIC has nothing, and a caller's own search_path or pg_temp objects
 -- cannot change what record_step writes.
 BEGIN;
 SET LOCAL client_min_messages = warning;
@@ -20,10 +20,11 @@ INSERT INTO write_functions VALUES
 
 -- 1-3 as the catalog states them.
 SELECT is_empty(
-    $$SELECT r.name || ': ' || p.privilege FROM project_relations r,
-             unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p(privilege)
-      WHERE has_table_privilege('jr_executor', 'public.' || r.name, p.privilege)$$,
-    'jr_executor has no privilege on any project table or view');
+    $$SELECT g.role || ': ' || r.name || ': ' || p.privilege FROM project_relations r,
+             unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p(privilege),
+             unnest(ARRAY['jr_executor', 'jr_rewarder']) g(role)
+      WHERE has_table_privilege(g.role, 'public.' || r.name, p.privilege)$$,
+    'jr_executor and jr_rewarder have no privilege on any project table or view');
 SELECT is_empty(
     $$SELECT signature FROM write_functions WHERE has_function_privilege('jr_reader', signature, 'EXECUTE')$$,
     'jr_reader may execute no write function');

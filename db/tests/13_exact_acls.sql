@@ -26,8 +26,8 @@ SELECT name, 'jr_reader', 'SELECT' FROM ledger_objects
 WHERE kind = 'view' OR name IN ('jr_step_rewards', 'jr_step_attempts', 'jr_exploration_log', 'jr_step_definition_successes');
 INSERT INTO expected_acl VALUES
     ('begin_step', 'jr_executor', 'EXECUTE'), ('record_step', 'jr_executor', 'EXECUTE'),
-    ('step_succeeded', 'jr_executor', 'EXECUTE'), ('set_step_reward', 'jr_executor', 'EXECUTE'),
-    ('record_exploration', 'jr_executor', 'EXECUTE');
+    ('step_succeeded', 'jr_executor', 'EXECUTE'), ('set_step_reward', 'jr_rewarder', 'EXECUTE'),
+    ('record_exploration', 'jr_rewarder', 'EXECUTE');
 
 -- The objects as the catalog has them, with their ACLs (a NULL ACL is the default of its kind).
 CREATE TEMP VIEW catalog_objects AS
@@ -77,8 +77,8 @@ SELECT is_empty(
 
 -- 25. The same, from the other side: nobody but the roles above appears in any ledger ACL.
 SELECT is_empty(
-    $$SELECT DISTINCT grantee FROM actual_acl WHERE grantee NOT IN ('jr_executor', 'jr_reader')$$,
-    'no grantee but jr_executor and jr_reader (not PUBLIC, not a co-tenant) holds anything on a ledger object');
+    $$SELECT DISTINCT grantee FROM actual_acl WHERE grantee NOT IN ('jr_executor', 'jr_rewarder', 'jr_reader')$$,
+    'no grantee but jr_executor, jr_rewarder and jr_reader (not PUBLIC, not a co-tenant) holds anything on a ledger object');
 
 SELECT * FROM finish();
 ROLLBACK;

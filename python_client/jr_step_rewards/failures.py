@@ -199,12 +199,18 @@ def _login_refused(exc, n):
             f"~/.pgpass) and that the server lets this login in (pg_hba.conf, or PgBouncer's auth_file)")
 
 
+# The role that may execute each of the ledger's functions, when it is not jr_executor (db/privileges.sql):
+# the reward work's writers have a role of their own, so the agent being graded cannot grade itself.
+_ROLE_FOR_FUNCTION = {"set_step_reward": "jr_rewarder", "record_exploration": "jr_rewarder"}
+
+
 def _privilege(exc, n):
     detail, login = n["detail"], n["login"]
     lacking = re.search(r"permission denied for (function|procedure|table|view|sequence|schema) (\S+)", detail)
     grantee = _identifier(login)
     if lacking and lacking[1] in ("function", "procedure"):
-        return f"login {login!r} lacks EXECUTE on {lacking[2]} ({detail}): a DBA runs GRANT jr_executor TO {grantee}"
+        role = _ROLE_FOR_FUNCTION.get(lacking[2], "jr_executor")
+        return f"login {login!r} lacks EXECUTE on {lacking[2]} ({detail}): a DBA runs GRANT {role} TO {grantee}"
     if lacking and lacking[1] in ("table", "view"):
         return f"login {login!r} lacks SELECT on {lacking[2]} ({detail}): a DBA runs GRANT jr_reader TO {grantee}"
     return (f"login {login!r} lacks a privilege ({detail}): a DBA runs GRANT jr_executor TO {grantee} "

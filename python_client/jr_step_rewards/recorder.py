@@ -224,7 +224,8 @@ class StepRecorder:
 
     def set_step_reward(self, task_id, step_number, implicit_reward, verified_outcome=None, retry_decision=None):
         """Write a step's reward fields (None leaves one unchanged). True when written; otherwise
-        False and a WARNING saying why. Not spooled: rewards are recomputed from the ledger."""
+        False and a WARNING saying why. Not spooled: rewards are recomputed from the ledger. Needs a
+        login in jr_rewarder: the executor's own (jr_executor) may not grade its steps."""
         ok, answer = self._call(lambda conn: db.set_step_reward(
             conn, task_id, step_number, implicit_reward, verified_outcome, retry_decision))
         if not ok:
@@ -233,7 +234,7 @@ class StepRecorder:
 
     def record_exploration(self, jr_type, task_type, novelty_score=None, curiosity_bonus=None, task_outcome=None):
         """Append to jr_exploration_log. The new row's id; otherwise None and a WARNING saying why.
-        Not spooled."""
+        Not spooled. Needs a login in jr_rewarder, as set_step_reward does."""
         ok, answer = self._call(lambda conn: db.record_exploration(
             conn, clean_text(jr_type), clean_text(task_type), novelty_score, curiosity_bonus, task_outcome))
         if not ok:
