@@ -240,6 +240,8 @@ def test_a_new_migration_is_applied_alone(cluster, migrated_db, tmp_path):
     result = cluster.migrate(migrated_db, db_dir=db_dir)
     assert result.returncode == 0, result.stderr
     assert re.findall(r"^applied (\S+)", result.stdout, re.M) == ["0999_extra_note.sql"]
+    # A migration may have changed what a function or view relies on: all of them are applied again.
+    assert "functions and views: applied " + ", ".join(DEFINITIONS) + "\n" in result.stdout
 
 
 def test_a_no_op_migrate_takes_no_lock_on_a_view_in_use(cluster, migrated_db):
@@ -267,15 +269,6 @@ def test_migrate_applies_again_only_the_definitions_that_changed_or_went_missing
     assert cluster.admin("SELECT to_regclass('public.jr_failure_hot_spots') IS NOT NULL",
                          dbname=migrated_db) == [(True,)]
     assert cluster.migrate(migrated_db, db_dir=db_dir).stdout.count("unchanged") == 1
-
-
-def test_a_new_migration_applies_every_definition_again(cluster, migrated_db, tmp_path):
-    db_dir = copy_of_db_dir(tmp_path)
-    (db_dir / "migrations" / "0999_extra_note.sql").write_text(
-        "COMMENT ON TABLE public.jr_exploration_log IS 'changed by a later migration';")
-    result = cluster.migrate(migrated_db, db_dir=db_dir)
-    assert result.returncode == 0, result.stderr
-    assert "functions and views: applied " + ", ".join(DEFINITIONS) + "\n" in result.stdout
 
 
 def test_a_failing_migration_rolls_back_whole_and_says_which(cluster, migrated_db, tmp_path):
