@@ -45,6 +45,17 @@ def test_first_migrate_applies_every_migration_in_order(cluster, fresh_db):
     assert [row[1] for row in ledger(cluster, fresh_db)] == MIGRATIONS
 
 
+def test_the_objects_migrate_looks_for_in_place_are_all_it_creates(cluster, migrated_db):
+    """What migrate checks before it changes anything is every relation and function it creates."""
+    module = migrate_module()
+    relations = {name for (name,) in cluster.admin(
+        "SELECT relname::text FROM pg_class WHERE relnamespace = 'public'::regnamespace", dbname=migrated_db)}
+    functions = {name for (name,) in cluster.admin(
+        "SELECT proname::text FROM pg_proc WHERE pronamespace = 'public'::regnamespace", dbname=migrated_db)}
+    assert relations == set(module.LEDGER_RELATIONS)
+    assert functions == set(module.LEDGER_FUNCTIONS)
+
+
 def test_migrate_three_times_changes_nothing(cluster, migrated_db):
     before = (schema(cluster, migrated_db), ledger(cluster, migrated_db))
     for _ in range(2):
