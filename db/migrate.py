@@ -66,6 +66,8 @@ LEDGER_RELATIONS = [
     "jr_schema_migrations", "jr_schema_migrations_pkey", "jr_schema_definitions", "jr_schema_definitions_pkey",
     "jr_step_type_stats", "jr_task_progress", "jr_retry_effectiveness", "jr_failure_hot_spots",
 ]
+# The roles db/privileges.sql creates and grants, and the owner's.
+LEDGER_ROLES = ["jr_executor", "jr_rewarder", "jr_reader", OWNER_ROLE]
 # One function per file, named after it; one view per file likewise.
 DEFINITION_DIRS = ["functions", "views"]
 LEDGER_FUNCTIONS = sorted(path.stem for path in (DB_DIR / "functions").glob("*.sql"))
@@ -96,11 +98,19 @@ JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
 WHERE c.contype = 'c' AND NOT c.convalidated AND n.nspname = 'public' AND t.relname LIKE 'jr\_%'
 ORDER BY t.relname, c.conname
 """
-# What stands in the way, for each of the ledger's objects already in place: an owner other than
-# %(owners)s, or a trigger, a rule or a row-level policy, none of which the ledger has. Each would run
-# code, or let its owner run code, with the rights of whoever migrates or of the SECURITY DEFINER
-# functions. Overloads of the ledger's function names count: a call could bind to one.
-# Rows: (kind, qualified name, owner, what is found: 'owner', 'trigger', 'rule' or 'policy', its name).
+# What stands in the way, before a transaction changes anything. Each would run code, or let a
+# role other than the owner run code, with the rights of whoever migrates (a superuser's session
+# included: code acting as jr_owner there can SET ROLE back to the superuser) or of the ledger's
+# SECURITY DEFINER functions:
+#   - of the ledger's objects already in place: an owner other than %(owners)s (overloads of the
+#     ledger's function names count: a call could bind to one); a trigger, a rule or a row-level
+#     policy, none of which the ledger has; a CHECK, a default, an index or a column type that uses
+#     anything outside pg_catalog but the ledger's own relations;
+#   - an enabled event trigger whose function a role that is not a superuser owns (and may change);
+#   - of the ledger's roles %(roles)s: ADMIN OPTION held by a role that is neither a superuser nor
+#     the login (it could grant the role to itself); and of the owner role %(owner_role)s, when the
+#     run uses it: an attribute beyond NOLOGIN, or membership in another role.
+# Rows: (kind, name, its owner or holder, what is found, detail); refuse_what_is_in_the_way words them.
 FOUND_IN_PLACE = r"""
 WITH relation AS (
     SELECT c.oid, pg_catalog.format('public.%%I', c.relname) AS name, c.relowner,
@@ -109,6 +119,22 @@ WITH relation AS (
                           ELSE 'relation' END AS kind
     FROM pg_catalog.pg_class c
     WHERE c.relnamespace = 'public'::pg_catalog.regnamespace AND c.relname = ANY (%(relations)s)
+),
+-- A relation and what hangs off it: constraints, defaults, rules (a view's query) and indexes.
+part AS (
+    SELECT r.oid AS relation, 'pg_catalog.pg_class'::pg_catalog.regclass AS classid, r.oid AS objid FROM relation r
+    UNION ALL
+    SELECT c.conrelid, 'pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid
+    FROM pg_catalog.pg_constraint c WHERE c.conrelid IN (SELECT oid FROM relation)
+    UNION ALL
+    SELECT d.adrelid, 'pg_catalog.pg_attrdef'::pg_catalog.regclass, d.oid
+    FROM pg_catalog.pg_attrdef d WHERE d.adrelid IN (SELECT oid FROM relation)
+    UNION ALL
+    SELECT w.ev_class, 'pg_catalog.pg_rewrite'::pg_catalog.regclass, w.oid
+    FROM pg_catalog.pg_rewrite w WHERE w.ev_class IN (SELECT oid FROM relation)
+    UNION ALL
+    SELECT i.indrelid, 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid
+    FROM pg_catalog.pg_index i WHERE i.indrelid IN (SELECT oid FROM relation)
 )
 SELECT r.kind, r.name, pg_catalog.pg_get_userbyid(r.relowner), 'owner', NULL
 FROM relation r WHERE r.relowner <> ALL (%(owners)s::pg_catalog.oid[])
@@ -126,7 +152,40 @@ FROM relation r JOIN pg_catalog.pg_rewrite w ON w.ev_class = r.oid WHERE w.rulen
 UNION ALL
 SELECT r.kind, r.name, pg_catalog.pg_get_userbyid(r.relowner), 'policy', pg_catalog.quote_ident(p.polname)
 FROM relation r JOIN pg_catalog.pg_policy p ON p.polrelid = r.oid
-ORDER BY 2, 4, 5
+UNION ALL
+SELECT DISTINCT r.kind, r.name, pg_catalog.pg_get_userbyid(r.relowner), 'uses',
+       pg_catalog.pg_describe_object(d.refclassid, d.refobjid, 0)
+FROM part JOIN relation r ON r.oid = part.relation
+JOIN pg_catalog.pg_depend d ON d.classid = part.classid AND d.objid = part.objid
+WHERE d.refclassid NOT IN ('pg_catalog.pg_namespace'::pg_catalog.regclass, 'pg_catalog.pg_constraint'::pg_catalog.regclass)
+  AND (pg_catalog.pg_identify_object(d.refclassid, d.refobjid, 0)).schema IS DISTINCT FROM 'pg_catalog'
+  AND NOT (d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid IN (SELECT oid FROM relation))
+UNION ALL
+SELECT 'EVENT TRIGGER', pg_catalog.quote_ident(e.evtname), pg_catalog.pg_get_userbyid(p.proowner), 'event trigger',
+       e.evtfoid::pg_catalog.regprocedure::text
+FROM pg_catalog.pg_event_trigger e
+JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid
+JOIN pg_catalog.pg_roles o ON o.oid = p.proowner
+WHERE e.evtenabled <> 'D' AND NOT o.rolsuper
+UNION ALL
+SELECT 'ROLE', pg_catalog.quote_ident(g.rolname), pg_catalog.pg_get_userbyid(m.member), 'admin', NULL
+FROM pg_catalog.pg_auth_members m
+JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
+JOIN pg_catalog.pg_roles h ON h.oid = m.member
+WHERE g.rolname = ANY (%(roles)s) AND m.admin_option AND NOT h.rolsuper AND h.rolname <> session_user
+UNION ALL
+SELECT 'ROLE', pg_catalog.quote_ident(o.rolname), NULL, 'attribute', a.attribute
+FROM pg_catalog.pg_roles o,
+     LATERAL (VALUES ('LOGIN', o.rolcanlogin), ('CREATEROLE', o.rolcreaterole), ('CREATEDB', o.rolcreatedb),
+                     ('BYPASSRLS', o.rolbypassrls), ('REPLICATION', o.rolreplication)) a(attribute, held)
+WHERE o.rolname = %(owner_role)s AND a.held
+UNION ALL
+SELECT 'ROLE', pg_catalog.quote_ident(o.rolname), NULL, 'member of', pg_catalog.quote_ident(g.rolname)
+FROM pg_catalog.pg_auth_members m
+JOIN pg_catalog.pg_roles o ON o.oid = m.member
+JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
+WHERE o.rolname = %(owner_role)s
+ORDER BY 1, 2, 4, 5
 """
 # The ledger's tables, views and functions that belong to one of %(from)s rather than the owner:
 # each as the ALTER ... OWNER TO statement that hands it over (a table's indexes and sequences
@@ -182,6 +241,13 @@ def report_notices(conn):
     del conn.notices[:]
 
 
+def act_as_the_login(cur):
+    """For the rest of the transaction, the login acts as itself: a role setting that the
+    database's owner put on the database (ALTER DATABASE ... SET role) would otherwise make a
+    superuser's run act as, and decide the ledger's owner as, that role."""
+    cur.execute("SET LOCAL ROLE NONE")
+
+
 def pin_search_path(cur):
     """For the rest of the transaction, names resolve in pg_catalog (and pg_temp, last) only: an
     operator, function or type someone planted in public cannot bind into a CHECK, a view or a
@@ -193,20 +259,22 @@ def pin_search_path(cur):
 class Owner:
     """Who owns the ledger in this run, decided before anything changes."""
     role: str  # owns every object the run creates
-    login: str  # current_user when the run began
+    login: str  # the session's login (session_user), acting as itself
     accepted: list  # oids of the roles whose objects found in place are not refused
     hand_over_from: list = dataclasses.field(default_factory=list)  # oids whose objects go to role
     create_role: bool = False  # role does not exist yet; the login creates it
     lend_create: bool = False  # role may not create in public; it may while the DDL runs
 
 
+# pg_has_role's 'SET' (PostgreSQL 16+) is what SET ROLE needs; before 16, membership is enough.
 OWNER_FACTS = """
 SELECT r.oid, r.rolname::text, r.rolsuper, o.oid, o.rolsuper,
-       o.oid IS NOT NULL AND pg_catalog.pg_has_role(r.oid, o.oid, 'MEMBER'),
+       o.oid IS NOT NULL AND pg_catalog.pg_has_role(r.oid, o.oid, CASE WHEN
+           pg_catalog.current_setting('server_version_num')::integer >= 160000 THEN 'SET' ELSE 'MEMBER' END),
        o.oid IS NOT NULL AND pg_catalog.has_schema_privilege(o.oid, 'public', 'CREATE'),
        ARRAY(SELECT s.oid FROM pg_catalog.pg_roles s WHERE s.rolsuper)
 FROM pg_catalog.pg_roles r LEFT JOIN pg_catalog.pg_roles o ON o.rolname = %s
-WHERE r.rolname = current_user
+WHERE r.rolname = session_user  -- act_as_the_login made them one
 """
 
 
@@ -216,7 +284,7 @@ def ledger_owner(cur):
     other login owns what it creates."""
     cur.execute(OWNER_FACTS, (OWNER_ROLE,))
     login_oid, login, login_super, owner_oid, owner_super, member, owner_creates, superusers = cur.fetchone()
-    if owner_super and member:
+    if owner_super and (login_super or member):
         raise MigrationError(
             f"role {OWNER_ROLE} is a superuser, so the ledger's SECURITY DEFINER functions would run with superuser"
             f" rights; a DBA must run: ALTER ROLE {OWNER_ROLE} NOSUPERUSER; then run make migrate again")
@@ -233,31 +301,45 @@ def ledger_owner(cur):
 
 
 def refuse_what_is_in_the_way(cur, owner):
-    """Refuse, naming each, the ledger's objects already in place that the run must not take over."""
+    """Refuse, naming each with what a DBA must do, what FOUND_IN_PLACE finds."""
     cur.execute(FOUND_IN_PLACE, {"relations": LEDGER_RELATIONS, "functions": LEDGER_FUNCTIONS,
-                                 "owners": owner.accepted})
-    found = cur.fetchall()
-    if not found:
-        return
-    lines = []
-    for kind, name, holder, what, detail in found:
-        thing = f"{kind.lower()} {name}"
-        if what != "owner":
-            lines.append(f"{thing} has {what} {detail} (its owner: {holder});"
-                         f" once you know what it does: DROP {what.upper()} {detail} ON {name}")
-        elif holder == OWNER_ROLE:
-            lines.append(f"{thing} belongs to {OWNER_ROLE}: run make migrate as a superuser,"
-                         f" or a DBA runs GRANT {OWNER_ROLE} TO {owner.login}")
-        elif kind in ("INDEX", "SEQUENCE"):
-            lines.append(f"{thing} belongs to {holder}: if it is not the ledger's, drop or rename it")
-        else:
-            lines.append(f"{thing} belongs to {holder}: if it is the ledger's, run make migrate as {holder},"
-                         f" or check it and run ALTER {kind} {name} OWNER TO {owner.role};"
-                         " if it is not, drop or rename it")
-    raise MigrationError(
-        f"refused, and nothing was changed: these objects are already in schema public and {owner.role} would"
-        " not be their sole owner, or they carry code the ledger does not have, which would run with the rights"
-        " of this run or of the ledger's SECURITY DEFINER functions:\n  " + "\n  ".join(lines))
+                                 "owners": owner.accepted, "roles": LEDGER_ROLES,
+                                 "owner_role": OWNER_ROLE if owner.role == OWNER_ROLE else None})
+    lines = [in_the_way(owner, *row) for row in cur.fetchall()]
+    if lines:
+        raise MigrationError(
+            "refused, and nothing was changed: what is below would run code, or let a role other than the ledger's"
+            f" owner ({owner.role}) run code, with the rights of this run or of the ledger's SECURITY DEFINER"
+            " functions:\n  " + "\n  ".join(lines))
+
+
+def in_the_way(owner, kind, name, holder, what, detail):
+    """One line of the refusal: the object, what is wrong with it, and what a DBA must do."""
+    thing = f"{kind.lower()} {name}"
+    if what in ("trigger", "rule", "policy"):
+        return (f"{thing} has {what} {detail} (its owner: {holder}); once you know what it does:"
+                f" DROP {what.upper()} {detail} ON {name}")
+    if what == "uses":
+        return (f"{thing} uses {detail}, which is not the ledger's (a CHECK, a default, an index or a column's type"
+                " refers to it); once you know what it does, remove that use")
+    if what == "event trigger":
+        return (f"{thing} runs {detail}, which {holder} owns and may change, in every DDL of this run;"
+                f" a DBA runs ALTER EVENT TRIGGER {name} DISABLE, or gives the function to a superuser")
+    if what == "admin":
+        return (f"{thing} may be granted by {holder} (ADMIN OPTION), to itself too, which would let it act as"
+                f" {name}; if that is not meant, a DBA runs REVOKE {name} FROM {holder}")
+    if what == "attribute":
+        return f"{thing} has {detail}, which the ledger's owner must not; a DBA runs ALTER ROLE {name} NO{detail}"
+    if what == "member of":
+        return (f"{thing} is a member of {detail}, so the ledger's functions would act with its rights too;"
+                f" a DBA runs REVOKE {detail} FROM {name}")
+    if holder == OWNER_ROLE:
+        return (f"{thing} belongs to {OWNER_ROLE}: run make migrate as a superuser,"
+                f" or a DBA runs GRANT {OWNER_ROLE} TO {owner.login}")
+    if kind in ("INDEX", "SEQUENCE"):
+        return f"{thing} belongs to {holder}: if it is not the ledger's, drop or rename it"
+    return (f"{thing} belongs to {holder}: if it is the ledger's, run make migrate as {holder},"
+            f" or check it and run ALTER {kind} {name} OWNER TO {owner.role}; if it is not, drop or rename it")
 
 
 def take_charge(cur, owner):
@@ -300,6 +382,7 @@ def locked_transaction(conn, wait_timeout, lock_timeout):
     """One transaction holding the migration lock, with lock_timeout set for it alone; commits
     when the block ends, rolls back when it raises."""
     with conn, conn.cursor() as cur:
+        act_as_the_login(cur)
         pin_search_path(cur)
         cur.execute("SELECT set_config('lock_timeout', %s, true)", (wait_timeout,))
         try:
@@ -379,6 +462,7 @@ def breaking_rows(conn, table, expr):
     """How many rows of public.table break a CHECK. Counted in a transaction of its own, after the
     migration's commit, so that the count does not prolong the migration's locks."""
     with conn, conn.cursor() as cur:
+        act_as_the_login(cur)
         pin_search_path(cur)
         cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE NOT ({})").format(
             sql.Identifier("public", table), sql.SQL(expr)))

@@ -2,21 +2,25 @@
 public. What it plants there must not bind into what make migrate creates, nor run with the rights
 of whoever runs make migrate or make uninstall (issue 11, name resolution)."""
 
+import shutil
 from pathlib import Path
 
 import psycopg2
 import psycopg2.errors
 import pytest
-from pgcluster import run_make
+from jr_step_rewards import db as db_calls
+from pgcluster import REPO, run_make
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 COTENANT = "zammad_app"
 
-# What each planted function does first: raise the co-tenant to superuser when whoever calls it
-# may do so, the classic trap for code that resolves names through public.
+# What each planted function does first: raise the co-tenant to superuser when it runs in a
+# superuser's session, whatever role that session acts as (SET ROLE back to the session's login is
+# allowed to anyone running there), the classic trap for code that resolves names through public.
 ESCALATE = f"""
-    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = session_user) THEN
+        EXECUTE pg_catalog.format('SET ROLE %I', session_user);
         EXECUTE 'ALTER ROLE {COTENANT} SUPERUSER';
     END IF;"""
 # An equality for varchar that says yes to anything.
@@ -55,12 +59,12 @@ def test_an_operator_planted_in_public_binds_into_nothing_migrate_creates(shared
     result = cluster.migrate(db)  # as the superuser
     assert result.returncode == 0, result.stdout + result.stderr
     assert not is_superuser(cluster, COTENANT), "the planted operator ran as the superuser"
+    # What depends on an operator in public, as the catalog records it (a deparsed CHECK would
+    # show a bare "=" either way).
     uses_it = cluster.admin("""
-        SELECT 'constraint ' || conname FROM pg_constraint
-        WHERE pg_get_constraintdef(oid) LIKE '%%OPERATOR(public.=)%%'
-        UNION ALL
-        SELECT 'view ' || c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace
-          AND c.relkind = 'v' AND pg_get_viewdef(c.oid) LIKE '%%OPERATOR(public.=)%%'""", dbname=db)
+        SELECT pg_describe_object(d.classid, d.objid, d.objsubid) FROM pg_depend d
+        JOIN pg_operator o ON d.refclassid = 'pg_operator'::regclass AND d.refobjid = o.oid
+        WHERE o.oprnamespace = 'public'::regnamespace""", dbname=db)
     assert uses_it == []
     with pytest.raises(Exception, match="jr_step_rewards_result_known"):
         cluster.admin("INSERT INTO jr_step_rewards (task_id, step_number, step_type, execution_result)"
@@ -158,14 +162,14 @@ def test_seed_tables_the_migrating_login_made_still_upgrade_in_place(shared_db):
 
 
 def ledger_owners(cluster, db):
-    """The owners of the ledger's tables, views and functions, and whether each is a superuser."""
+    """The owners of the ledger's tables, views and sequences and of every function in public, and
+    whether each is a superuser."""
     return set(cluster.admin("""
         SELECT pg_get_userbyid(relowner), r.rolsuper FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
         WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'jr\\_%%' AND relkind IN ('r', 'v', 'S')
         UNION
         SELECT pg_get_userbyid(proowner), r.rolsuper FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner
-        WHERE pronamespace = 'public'::regnamespace AND proname IN ('record_step', 'begin_step', 'step_succeeded',
-            'set_step_reward', 'record_exploration', 'prune_step_attempts', 'jr_elide_middle')""", dbname=db))
+        WHERE pronamespace = 'public'::regnamespace""", dbname=db))
 
 
 def test_a_superusers_migrate_gives_the_ledger_to_a_nologin_owner_that_is_no_superuser(shared_db):
@@ -394,3 +398,129 @@ def test_a_grant_made_by_hand_after_install_goes_at_the_next_migrate(shared_db):
     again = cluster.migrate(db)
     assert again.returncode == 0, again.stderr
     assert "notice:" not in again.stdout, "exact privileges: nothing to say"
+
+
+
+# --- Code that would run in a superuser's make migrate by other ways (a review's findings). ------
+PLANTED_CHECK_FUNCTION = f"""
+CREATE FUNCTION public.looks_fine(text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN{ESCALATE}
+    RETURN true;
+END $$;
+"""
+
+
+def migrate_with_a_changed_function(cluster, db, tmp_path):
+    """A superuser's run that applies a function file again, so it writes jr_schema_definitions."""
+    db_dir = tmp_path / "db"
+    shutil.copytree(REPO / "db", db_dir)
+    changed = db_dir / "functions" / "jr_elide_middle.sql"
+    changed.write_text(changed.read_text() + "\n-- changed\n")
+    return cluster.migrate(db, db_dir=db_dir)
+
+
+def test_a_check_that_calls_code_outside_the_ledger_is_refused(shared_db, tmp_path):
+    """Code acting as jr_owner (a member's, or a function the ledger calls) adds a CHECK that calls
+    the co-tenant's function; a superuser's run would evaluate it when it records a definition."""
+    cluster, db = shared_db
+    assert cluster.migrate(db).returncode == 0
+    cluster.admin(PLANTED_CHECK_FUNCTION, dbname=db, user=COTENANT)
+    cluster.admin("SET ROLE jr_owner; ALTER TABLE public.jr_schema_definitions"
+                  " ADD CONSTRAINT looks_fine CHECK (public.looks_fine(file)) NOT VALID", dbname=db)
+    result = migrate_with_a_changed_function(cluster, db, tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert "table public.jr_schema_definitions uses function public.looks_fine(text), which is not the ledger's" \
+        in result.stderr
+    assert not is_superuser(cluster, COTENANT)
+
+
+def test_an_event_trigger_whose_function_a_cotenant_owns_is_refused(shared_db):
+    cluster, db = shared_db
+    cluster.admin(f"""CREATE FUNCTION public.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+                      BEGIN{ESCALATE} END $$""", dbname=db, user=COTENANT)
+    cluster.admin("CREATE EVENT TRIGGER audit_ddl ON ddl_command_start EXECUTE FUNCTION public.on_ddl()", dbname=db)
+    result = cluster.migrate(db)
+    assert result.returncode == 1, result.stdout
+    assert (f"event trigger audit_ddl runs public.on_ddl(), which {COTENANT} owns and may change,"
+            " in every DDL of this run; a DBA runs ALTER EVENT TRIGGER audit_ddl DISABLE") in result.stderr
+    assert not is_superuser(cluster, COTENANT)
+
+
+def test_a_role_the_database_sets_for_its_sessions_does_not_become_the_runs_login(shared_db):
+    """The database's owner may ALTER DATABASE ... SET role: a superuser's session then starts as
+    the co-tenant, which would make the co-tenant's own seed tables look like the login's."""
+    cluster, db = shared_db
+    cluster.psql_file(db, SEED_SCHEMA, user=COTENANT)
+    cluster.admin(PLANTED_CHECK_FUNCTION, dbname=db, user=COTENANT)
+    cluster.admin("ALTER TABLE public.jr_step_rewards ADD CHECK (public.looks_fine(step_type))", dbname=db,
+                  user=COTENANT)
+    cluster.admin(f"ALTER DATABASE {db} SET role = {COTENANT}", user=COTENANT)
+    result = cluster.migrate(db)
+    assert result.returncode == 1, result.stdout
+    assert f"table public.jr_step_rewards belongs to {COTENANT}" in result.stderr
+    assert not is_superuser(cluster, COTENANT)
+    # Without the co-tenant's tables, the superuser's run installs as itself would, the setting
+    # notwithstanding: it creates jr_owner, which the co-tenant's role could not.
+    cluster.admin("DROP TABLE public.jr_step_rewards, public.jr_exploration_log", dbname=db, user=COTENANT)
+    result = cluster.migrate(db)
+    assert result.returncode == 0, result.stderr
+    assert ledger_owners(cluster, db) == {("jr_owner", False)}
+
+
+@pytest.mark.parametrize("setup, refusal", [
+    (f"CREATE ROLE jr_owner NOLOGIN; GRANT jr_owner TO {COTENANT} WITH ADMIN OPTION",
+     f"role jr_owner may be granted by {COTENANT} (ADMIN OPTION)"),
+    (f"CREATE ROLE jr_rewarder NOLOGIN; GRANT jr_rewarder TO {COTENANT} WITH ADMIN OPTION",
+     f"role jr_rewarder may be granted by {COTENANT} (ADMIN OPTION)"),
+    ("CREATE ROLE jr_owner LOGIN", "role jr_owner has LOGIN, which the ledger's owner must not"),
+    ("CREATE ROLE jr_owner NOLOGIN; GRANT pg_read_server_files TO jr_owner",
+     "role jr_owner is a member of pg_read_server_files"),
+])
+def test_ledger_roles_someone_else_may_hand_out_or_that_hold_more_are_refused(shared_db, setup, refusal):
+    """On PostgreSQL 16+, a co-tenant with CREATEROLE that creates jr_owner or jr_rewarder first
+    holds ADMIN OPTION on it (acted out here with an explicit grant, so on any version)."""
+    cluster, db = shared_db
+    cluster.admin(setup)
+    result = cluster.migrate(db)
+    assert result.returncode == 1, result.stdout
+    assert refusal in result.stderr
+    assert not ledger_installed(cluster, db)
+
+
+# Overloads a co-tenant creates in public after the install, each a better match than the
+# ledger's function for a call whose values are untyped; each logs that it ran.
+PLANTED_OVERLOADS = """
+CREATE TABLE public.captured (who text, what text);
+GRANT INSERT ON public.captured TO PUBLIC;
+CREATE FUNCTION public.record_step(task_id integer, step_number integer, step_type text, target_file text,
+    execution_result text, execution_time_ms text, error_detail text, recorded_at timestamptz, event_id uuid,
+    executor text, step_definition_hash text) RETURNS text LANGUAGE sql
+    AS $$ INSERT INTO public.captured VALUES (current_user, 'record_step from begin_step'); SELECT 'recorded' $$;
+CREATE FUNCTION public.record_step(task_id integer, step_number integer, step_type text, target_file text,
+    execution_result text, execution_time_ms integer, error_detail text, recorded_at text, event_id text,
+    executor text, step_definition_hash text) RETURNS text LANGUAGE sql
+    AS $$ INSERT INTO public.captured VALUES (current_user, 'record_step ' || error_detail); SELECT 'recorded' $$;
+CREATE FUNCTION public.begin_step(task_id integer, step_number integer, step_type text, target_file text,
+    step_definition_hash text, occurrence integer, recorded_at text, event_id text, executor text)
+    RETURNS text LANGUAGE sql AS $$ INSERT INTO public.captured VALUES (current_user, 'begin_step'); SELECT 'skip' $$;
+"""
+
+
+def test_overloads_planted_after_the_install_catch_no_call(shared_db):
+    """Every call the client makes, and every call between the ledger's functions, names each value's
+    exact type: an overload with text where the ledger has timestamptz, uuid or integer never wins."""
+    cluster, db = shared_db
+    assert cluster.migrate(db).returncode == 0
+    cluster.admin("CREATE ROLE agent LOGIN IN ROLE jr_executor")
+    cluster.admin(PLANTED_OVERLOADS, dbname=db, user=COTENANT)
+    conn = cluster.connect(db, user="agent")
+    conn.autocommit = True
+    try:
+        assert db_calls.begin_step(conn, 7, 1, "bash", None, None, 1, None, None, "exec") == "run"
+        assert db_calls.record_step(conn, 7, 1, "bash", None, "failed", 5, "curl -u admin:SECRET failed",
+                                    None, None, "exec") == "recorded"
+    finally:
+        conn.close()
+    assert cluster.admin("SELECT who, what FROM public.captured", dbname=db) == []
+    assert cluster.admin("SELECT execution_result FROM jr_step_rewards WHERE task_id = 7", dbname=db) \
+        == [("failed",)]

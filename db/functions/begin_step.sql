@@ -49,14 +49,16 @@ BEGIN
         IF successes >= begin_step.occurrence THEN
             RETURN 'skip';
         END IF;
-    ELSIF public.step_succeeded(begin_step.task_id, begin_step.step_number) THEN
+    ELSIF public.step_succeeded(begin_step.task_id, begin_step.step_number, NULL::text) THEN
         RETURN 'skip';
     END IF;
 
     PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+    -- Every argument given, each of its parameter's exact type: no overload of record_step that
+    -- someone else created can be a better match.
     PERFORM public.record_step(begin_step.task_id, begin_step.step_number, begin_step.step_type,
-        begin_step.target_file, 'pending', NULL, NULL, begin_step.recorded_at, begin_step.event_id,
-        begin_step.executor, begin_step.step_definition_hash);
+        begin_step.target_file, 'pending'::text, NULL::integer, NULL::text, begin_step.recorded_at,
+        begin_step.event_id, begin_step.executor, begin_step.step_definition_hash);
     RETURN 'run';
 END
 $$;

@@ -198,7 +198,7 @@ BEGIN
     EXCEPTION WHEN integrity_constraint_violation OR with_check_option_violation THEN
         GET STACKED DIAGNOSTICS failed_state = RETURNED_SQLSTATE, failed_table = TABLE_NAME,
             failed_constraint = CONSTRAINT_NAME, failed_column = COLUMN_NAME;
-        PERFORM public.jr_raise_row_violation('record_step', record_step.task_id, record_step.step_number, failed_state, failed_table,
+        PERFORM public.jr_raise_row_violation('record_step'::text, record_step.task_id, record_step.step_number, failed_state, failed_table,
             failed_constraint, failed_column);
     END;
 

@@ -65,7 +65,7 @@ BEGIN
     EXCEPTION WHEN integrity_constraint_violation OR with_check_option_violation THEN
         GET STACKED DIAGNOSTICS failed_state = RETURNED_SQLSTATE, failed_table = TABLE_NAME,
             failed_constraint = CONSTRAINT_NAME, failed_column = COLUMN_NAME;
-        PERFORM public.jr_raise_row_violation('set_step_reward', set_step_reward.task_id, set_step_reward.step_number, failed_state, failed_table,
+        PERFORM public.jr_raise_row_violation('set_step_reward'::text, set_step_reward.task_id, set_step_reward.step_number, failed_state, failed_table,
             failed_constraint, failed_column);
     END;
     IF NOT FOUND THEN

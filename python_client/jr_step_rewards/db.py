@@ -2,18 +2,24 @@
 It raises whatever psycopg2 raises; resilience lives in recorder.py."""
 
 # Named notation in SQL, values passed in order: the hot calls, kept short (make bench measures them).
-RECORD_STEP = """SELECT public.record_step(task_id => %s, step_number => %s, step_type => %s, target_file => %s,
-    execution_result => %s, execution_time_ms => %s, error_detail => %s, recorded_at => %s, event_id => %s,
-    executor => %s, step_definition_hash => %s)"""
-BEGIN_STEP = """SELECT public.begin_step(task_id => %s, step_number => %s, step_type => %s, target_file => %s,
-    step_definition_hash => %s, occurrence => %s, recorded_at => %s, event_id => %s, executor => %s)"""
-STEP_SUCCEEDED = "SELECT public.step_succeeded(task_id => %s, step_number => %s, step_content_hash => %s)"
-SET_STEP_REWARD = """SELECT public.set_step_reward(task_id => %(task_id)s, step_number => %(step_number)s,
-    implicit_reward => %(implicit_reward)s::float8, verified_outcome => %(verified_outcome)s,
-    retry_decision => %(retry_decision)s)"""
-RECORD_EXPLORATION = """SELECT public.record_exploration(jr_type => %(jr_type)s, task_type => %(task_type)s,
+# Every value is cast to its parameter's exact type, so the call matches the ledger's function
+# exactly: psycopg2 sends strings and None untyped, and an overload someone else created in public
+# with text where the ledger has timestamptz or uuid would otherwise be the better match.
+RECORD_STEP = """SELECT public.record_step(task_id => %s::integer, step_number => %s::integer, step_type => %s::text,
+    target_file => %s::text, execution_result => %s::text, execution_time_ms => %s::integer,
+    error_detail => %s::text, recorded_at => %s::timestamptz, event_id => %s::uuid, executor => %s::text,
+    step_definition_hash => %s::text)"""
+BEGIN_STEP = """SELECT public.begin_step(task_id => %s::integer, step_number => %s::integer, step_type => %s::text,
+    target_file => %s::text, step_definition_hash => %s::text, occurrence => %s::integer,
+    recorded_at => %s::timestamptz, event_id => %s::uuid, executor => %s::text)"""
+STEP_SUCCEEDED = """SELECT public.step_succeeded(task_id => %s::integer, step_number => %s::integer,
+    step_content_hash => %s::text)"""
+SET_STEP_REWARD = """SELECT public.set_step_reward(task_id => %(task_id)s::integer,
+    step_number => %(step_number)s::integer, implicit_reward => %(implicit_reward)s::float8,
+    verified_outcome => %(verified_outcome)s::text, retry_decision => %(retry_decision)s::text)"""
+RECORD_EXPLORATION = """SELECT public.record_exploration(jr_type => %(jr_type)s::text, task_type => %(task_type)s::text,
     novelty_score => %(novelty_score)s::float8, curiosity_bonus => %(curiosity_bonus)s::float8,
-    task_outcome => %(task_outcome)s)"""
+    task_outcome => %(task_outcome)s::text)"""
 
 
 def record_step(conn, task_id, step_number, step_type, target_file, execution_result, execution_time_ms,
