@@ -87,3 +87,50 @@ def test_the_pgtap_suite_passes_with_pgtap_loaded_from_its_script(server):
     assert cluster.admin("SELECT count(*) FROM pg_namespace WHERE nspname = 'jr_pgtap'", dbname=db) == [(0,)]
     assert cluster.admin("SELECT count(*) FROM pg_extension WHERE extname = 'pgtap'", dbname=db) == [(0,)]
     assert cluster.admin("SELECT count(*) FROM pg_proc WHERE proname = 'plan'", dbname=db) == [(0,)]
+
+
+def ledger_owners(cluster, db):
+    return cluster.admin("""
+        SELECT DISTINCT pg_get_userbyid(relowner)::text FROM pg_class
+        WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'jr\\_%%'
+        UNION
+        SELECT DISTINCT pg_get_userbyid(proowner)::text FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+        """, dbname=db)
+
+
+def test_a_cotenant_that_created_the_owner_role_first_is_refused_from_16(server):
+    """From 16, a login with CREATEROLE holds ADMIN OPTION on the roles it creates, so it could grant
+    itself jr_owner later: refused. Before 16, CREATEROLE is admin of every role anyway (README)."""
+    major, cluster = server
+    cluster.admin("CREATE ROLE schemer LOGIN CREATEROLE")
+    cluster.admin("CREATE ROLE jr_owner NOLOGIN", user="schemer")
+    db = cluster.create_database()
+    try:
+        result = cluster.migrate(db)
+        if major >= 16:
+            assert result.returncode == 1, result.stdout
+            assert "role jr_owner may be granted by schemer (ADMIN OPTION)" in result.stderr
+        else:
+            assert result.returncode == 0, result.stderr
+    finally:
+        cluster.admin(f"DROP DATABASE {db}")
+        cluster.admin("DROP ROLE jr_owner")
+        cluster.admin("DROP ROLE schemer")
+
+
+def test_a_superusers_migrate_gives_the_ledger_to_jr_owner_and_lends_it_nothing_for_good(server):
+    major, cluster = server
+    db = cluster.create_database()
+    try:
+        result = cluster.migrate(db)
+        assert result.returncode == 0, result.stderr
+        assert ledger_owners(cluster, db) == [("jr_owner",)]
+        # PUBLIC may create in public before 15, so jr_owner may too; from 15 it was lent CREATE
+        # for the DDL alone.
+        assert cluster.admin("SELECT has_schema_privilege('jr_owner', 'public', 'CREATE')", dbname=db) \
+            == [(major < 15,)]
+        assert cluster.admin("SELECT public.record_step(1, 1, 'bash', NULL, 'success', 5)", dbname=db) \
+            == [("recorded",)]
+    finally:
+        cluster.admin(f"DROP DATABASE {db}")
+        cluster.admin("DROP ROLE jr_owner")
