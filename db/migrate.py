@@ -157,7 +157,8 @@ SELECT DISTINCT r.kind, r.name, pg_catalog.pg_get_userbyid(r.relowner), 'uses',
        pg_catalog.pg_describe_object(d.refclassid, d.refobjid, 0)
 FROM part JOIN relation r ON r.oid = part.relation
 JOIN pg_catalog.pg_depend d ON d.classid = part.classid AND d.objid = part.objid
-WHERE d.refclassid NOT IN ('pg_catalog.pg_namespace'::pg_catalog.regclass, 'pg_catalog.pg_constraint'::pg_catalog.regclass)
+WHERE d.refclassid NOT IN ('pg_catalog.pg_namespace'::pg_catalog.regclass,
+                           'pg_catalog.pg_constraint'::pg_catalog.regclass)
   AND (pg_catalog.pg_identify_object(d.refclassid, d.refobjid, 0)).schema IS DISTINCT FROM 'pg_catalog'
   AND NOT (d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid IN (SELECT oid FROM relation))
 UNION ALL
@@ -473,56 +474,84 @@ def definition_files():
     return [path for folder in DEFINITION_DIRS for path in sorted((DB_DIR / folder).glob("*.sql"))]
 
 
-# The function and view files to apply again: all of them when a migration was applied since they
-# last were, else those whose checksum differs from the one recorded or whose object is missing.
-DEFINITIONS_TO_APPLY = r"""
-WITH on_disk AS (
-    SELECT f.file, f.checksum, f.object, f.folder
-    FROM ROWS FROM (pg_catalog.unnest(%(files)s::text[]), pg_catalog.unnest(%(checksums)s::text[]),
-                    pg_catalog.unnest(%(objects)s::text[]), pg_catalog.unnest(%(folders)s::text[]))
-         AS f(file, checksum, object, folder)
-), migrated_since AS (
-    SELECT (SELECT pg_catalog.max(m.applied_at) FROM public.jr_schema_migrations m)
-           > COALESCE((SELECT pg_catalog.max(d.applied_at) FROM public.jr_schema_definitions d), '-infinity')
-           AS yes
-)
-SELECT d.file FROM on_disk d, migrated_since
-WHERE migrated_since.yes
-   OR NOT EXISTS (SELECT FROM public.jr_schema_definitions a WHERE a.file = d.file AND a.checksum = d.checksum)
-   OR (d.folder = 'functions' AND NOT EXISTS (
-           SELECT FROM pg_catalog.pg_proc p
-           WHERE p.pronamespace = 'public'::pg_catalog.regnamespace AND p.proname = d.object))
-   OR (d.folder = 'views' AND NOT EXISTS (
-           SELECT FROM pg_catalog.pg_class c
-           WHERE c.relnamespace = 'public'::pg_catalog.regnamespace AND c.relname = d.object AND c.relkind = 'v'))
+# Each function and view file's object as the catalog gives it back (every function of the file's
+# name; a view's query and options), as an MD5: NULL when it is missing.
+IN_CATALOG = r"""
+SELECT f.file,
+       CASE f.folder
+       WHEN 'functions' THEN (
+           SELECT pg_catalog.md5(pg_catalog.string_agg(pg_catalog.pg_get_functiondef(p.oid), ''
+                                                       ORDER BY p.oid::pg_catalog.regprocedure::text))
+           FROM pg_catalog.pg_proc p
+           WHERE p.pronamespace = 'public'::pg_catalog.regnamespace AND p.proname = f.object)
+       ELSE (
+           SELECT pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid) || COALESCE(c.reloptions::text, ''))
+           FROM pg_catalog.pg_class c
+           WHERE c.relnamespace = 'public'::pg_catalog.regnamespace AND c.relname = f.object AND c.relkind = 'v')
+       END
+FROM ROWS FROM (pg_catalog.unnest(%(files)s::text[]), pg_catalog.unnest(%(objects)s::text[]),
+                pg_catalog.unnest(%(folders)s::text[])) AS f(file, object, folder)
+"""
+APPLIED_DEFINITIONS = """
+SELECT d.file, d.checksum, d.in_catalog,
+       (SELECT pg_catalog.max(m.applied_at) FROM public.jr_schema_migrations m) > d.applied_at
+FROM public.jr_schema_definitions d
 """
 RECORD_DEFINITION = """
-INSERT INTO public.jr_schema_definitions AS d (file, checksum) VALUES (%s, %s)
+INSERT INTO public.jr_schema_definitions AS d (file, checksum, in_catalog) VALUES (%s, %s, %s)
 ON CONFLICT (file) DO UPDATE
-SET checksum = excluded.checksum, applied_at = pg_catalog.now(), applied_by = session_user
+SET checksum = excluded.checksum, in_catalog = excluded.in_catalog, applied_at = pg_catalog.now(),
+    applied_by = session_user
 """
+
+
+def in_catalog(cur, files):
+    """{file name: the MD5 of its object in the catalog, or None when it is missing}."""
+    cur.execute(IN_CATALOG, {"files": [str(path.relative_to(DB_DIR)) for path in files],
+                             "objects": [path.stem for path in files], "folders": [path.parent.name for path in files]})
+    return dict(cur.fetchall())
+
+
+def why_apply(path, recorded, now_in_catalog):
+    """Why a function or view file must be applied again, or None: its file changed, its object is
+    missing, it was changed in the database since (which make migrate says aloud), or a migration
+    came after it, which may have changed what it relies on."""
+    if recorded is None or recorded[0] != checksum(path):
+        return "file"
+    if now_in_catalog is None:
+        return "missing"
+    if recorded[1] != now_in_catalog:
+        return "changed in the database"
+    if recorded[2]:
+        return "migration"
+    return None
 
 
 def apply_definitions(cur, owner):
-    """Apply the function and view files that changed (as the owner), then db/privileges.sql (as
-    the login, which may create roles); return the names of the files applied."""
+    """Apply the function and view files that need it (as the owner), then db/privileges.sql (as
+    the login, which may create roles); return the names of the files applied and the lines to say."""
     files = definition_files()
-    names = [str(path.relative_to(DB_DIR)) for path in files]
-    cur.execute(DEFINITIONS_TO_APPLY, {
-        "files": names, "checksums": [checksum(path) for path in files],
-        "objects": [path.stem for path in files], "folders": [path.parent.name for path in files]})
-    stale = {file for (file,) in cur.fetchall()}
-    applied = [(path, name) for path, name in zip(files, names) if name in stale]
+    names = {path: str(path.relative_to(DB_DIR)) for path in files}
+    cur.execute(APPLIED_DEFINITIONS)
+    recorded = {file: (digest, fingerprint, migrated) for file, digest, fingerprint, migrated in cur.fetchall()}
+    catalog = in_catalog(cur, files)
+    reasons = {path: why_apply(path, recorded.get(names[path]), catalog[names[path]]) for path in files}
+    applied = [path for path in files if reasons[path]]
     try:
         if applied:
             with acting_as_owner(cur, owner):
-                for path, name in applied:
+                for path in applied:
                     cur.execute(path.read_text())
-                    cur.execute(RECORD_DEFINITION, (name, checksum(path)))
+                catalog = in_catalog(cur, applied)
+                for path in applied:
+                    cur.execute(RECORD_DEFINITION, (names[path], checksum(path), catalog[names[path]]))
         cur.execute((DB_DIR / "privileges.sql").read_text())
     except psycopg2.Error as exc:
         raise MigrationError(f"functions and views failed and were rolled back: {describe(exc)}") from exc
-    return [path.stem for path, _ in applied]
+    warnings = [f"warning: {path.parent.name[:-1]} public.{path.stem} was changed in the database since make migrate"
+                f" applied it (by whoever can act as {owner.role}); applied again from db/{names[path]}"
+                for path in applied if reasons[path] == "changed in the database"]
+    return [path.stem for path in applied], warnings
 
 
 def migrate(conn):
@@ -545,7 +574,7 @@ def migrate(conn):
             if pending:
                 line, added = apply_migration(cur, owner, *pending[0])
             else:
-                definitions = apply_definitions(cur, owner)
+                definitions, warnings = apply_definitions(cur, owner)
                 still_not_valid = not_valid_checks(cur)
         for change in changes:
             print(change)
@@ -563,6 +592,8 @@ def migrate(conn):
         print(f"migrations: all {len(on_disk)} already applied")
     if owner.role != owner.login:
         print(f"owner: {owner.role}, not {owner.login}, owns the ledger's objects and ran their DDL")
+    for warning in warnings:
+        print(warning)
     if definitions:
         print("functions and views: applied " + ", ".join(definitions))
     else:

@@ -12,6 +12,7 @@ from jr_step_rewards import db as db_calls
 from pgcluster import REPO, run_make
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+LEDGER_FUNCTIONS = sorted(path.stem for path in (REPO / "db" / "functions").glob("*.sql"))
 
 COTENANT = "zammad_app"
 
@@ -162,14 +163,14 @@ def test_seed_tables_the_migrating_login_made_still_upgrade_in_place(shared_db):
 
 
 def ledger_owners(cluster, db):
-    """The owners of the ledger's tables, views and sequences and of every function in public, and
-    whether each is a superuser."""
+    """The owners of the ledger's tables, views, sequences and functions, and whether each is a
+    superuser."""
     return set(cluster.admin("""
         SELECT pg_get_userbyid(relowner), r.rolsuper FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
         WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'jr\\_%%' AND relkind IN ('r', 'v', 'S')
         UNION
         SELECT pg_get_userbyid(proowner), r.rolsuper FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner
-        WHERE pronamespace = 'public'::regnamespace""", dbname=db))
+        WHERE pronamespace = 'public'::regnamespace AND proname = ANY (%s)""", (LEDGER_FUNCTIONS,), dbname=db))
 
 
 def test_a_superusers_migrate_gives_the_ledger_to_a_nologin_owner_that_is_no_superuser(shared_db):

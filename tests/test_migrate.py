@@ -244,6 +244,23 @@ def test_a_database_ahead_of_the_checkout_is_refused(cluster, migrated_db):
     assert "the database has migration 9999_future.sql, which this checkout does not have" in result.stderr
 
 
+def test_a_function_changed_in_the_database_is_applied_again_and_said(cluster, migrated_db):
+    """Whoever can act as the owner may replace a function's body; the next run puts the file's
+    back, and says so, even though the file did not change."""
+    cluster.admin("""GRANT CREATE ON SCHEMA public TO jr_owner; SET ROLE jr_owner;
+        CREATE OR REPLACE FUNCTION public.step_succeeded(task_id integer, step_number integer,
+            step_content_hash text DEFAULT NULL) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+        RESET ROLE; REVOKE CREATE ON SCHEMA public FROM jr_owner""", dbname=migrated_db)
+    assert cluster.admin("SELECT step_succeeded(404, 1)", dbname=migrated_db) == [(True,)]
+    result = cluster.migrate(migrated_db)
+    assert result.returncode == 0, result.stderr
+    assert ("warning: function public.step_succeeded was changed in the database since make migrate applied it"
+            " (by whoever can act as jr_owner); applied again from db/functions/step_succeeded.sql") in result.stdout
+    assert "functions and views: applied step_succeeded\n" in result.stdout
+    assert cluster.admin("SELECT step_succeeded(404, 1)", dbname=migrated_db) == [(False,)]
+    assert f"functions and views: all {len(DEFINITIONS)} unchanged" in cluster.migrate(migrated_db).stdout
+
+
 def test_a_new_migration_is_applied_alone(cluster, migrated_db, tmp_path):
     db_dir = copy_of_db_dir(tmp_path)
     (db_dir / "migrations" / "0999_extra_note.sql").write_text(

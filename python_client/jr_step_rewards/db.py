@@ -4,22 +4,25 @@ It raises whatever psycopg2 raises; resilience lives in recorder.py."""
 # Named notation in SQL, values passed in order: the hot calls, kept short (make bench measures them).
 # Every value is cast to its parameter's exact type, so the call matches the ledger's function
 # exactly: psycopg2 sends strings and None untyped, and an overload someone else created in public
-# with text where the ledger has timestamptz or uuid would otherwise be the better match.
-RECORD_STEP = """SELECT public.record_step(task_id => %s::integer, step_number => %s::integer, step_type => %s::text,
-    target_file => %s::text, execution_result => %s::text, execution_time_ms => %s::integer,
-    error_detail => %s::text, recorded_at => %s::timestamptz, event_id => %s::uuid, executor => %s::text,
-    step_definition_hash => %s::text)"""
-BEGIN_STEP = """SELECT public.begin_step(task_id => %s::integer, step_number => %s::integer, step_type => %s::text,
-    target_file => %s::text, step_definition_hash => %s::text, occurrence => %s::integer,
-    recorded_at => %s::timestamptz, event_id => %s::uuid, executor => %s::text)"""
-STEP_SUCCEEDED = """SELECT public.step_succeeded(task_id => %s::integer, step_number => %s::integer,
-    step_content_hash => %s::text)"""
-SET_STEP_REWARD = """SELECT public.set_step_reward(task_id => %(task_id)s::integer,
-    step_number => %(step_number)s::integer, implicit_reward => %(implicit_reward)s::float8,
-    verified_outcome => %(verified_outcome)s::text, retry_decision => %(retry_decision)s::text)"""
-RECORD_EXPLORATION = """SELECT public.record_exploration(jr_type => %(jr_type)s::text, task_type => %(task_type)s::text,
-    novelty_score => %(novelty_score)s::float8, curiosity_bonus => %(curiosity_bonus)s::float8,
-    task_outcome => %(task_outcome)s::text)"""
+# with text where the ledger has timestamptz or uuid would otherwise be the better match. CAST, not
+# ::, which would bind before the minus of -2147483648 and overflow.
+RECORD_STEP = """SELECT public.record_step(task_id => CAST(%s AS integer), step_number => CAST(%s AS integer),
+    step_type => CAST(%s AS text), target_file => CAST(%s AS text), execution_result => CAST(%s AS text),
+    execution_time_ms => CAST(%s AS integer), error_detail => CAST(%s AS text),
+    recorded_at => CAST(%s AS timestamptz), event_id => CAST(%s AS uuid), executor => CAST(%s AS text),
+    step_definition_hash => CAST(%s AS text))"""
+BEGIN_STEP = """SELECT public.begin_step(task_id => CAST(%s AS integer), step_number => CAST(%s AS integer),
+    step_type => CAST(%s AS text), target_file => CAST(%s AS text), step_definition_hash => CAST(%s AS text),
+    occurrence => CAST(%s AS integer), recorded_at => CAST(%s AS timestamptz), event_id => CAST(%s AS uuid),
+    executor => CAST(%s AS text))"""
+STEP_SUCCEEDED = """SELECT public.step_succeeded(task_id => CAST(%s AS integer), step_number => CAST(%s AS integer),
+    step_content_hash => CAST(%s AS text))"""
+SET_STEP_REWARD = """SELECT public.set_step_reward(task_id => CAST(%(task_id)s AS integer),
+    step_number => CAST(%(step_number)s AS integer), implicit_reward => CAST(%(implicit_reward)s AS float8),
+    verified_outcome => CAST(%(verified_outcome)s AS text), retry_decision => CAST(%(retry_decision)s AS text))"""
+RECORD_EXPLORATION = """SELECT public.record_exploration(jr_type => CAST(%(jr_type)s AS text),
+    task_type => CAST(%(task_type)s AS text), novelty_score => CAST(%(novelty_score)s AS float8),
+    curiosity_bonus => CAST(%(curiosity_bonus)s AS float8), task_outcome => CAST(%(task_outcome)s AS text))"""
 
 
 def record_step(conn, task_id, step_number, step_type, target_file, execution_result, execution_time_ms,
