@@ -361,19 +361,56 @@ def take_charge(cur, owner):
     return said
 
 
+# What acts as the owner runs inside SECURITY DEFINER functions that the owner owns, made in this
+# session's pg_temp for one transaction: inside one, PostgreSQL refuses SET ROLE and SET SESSION
+# AUTHORIZATION, so no code reached from there (a CHECK, a default, a trigger, a function any of
+# them calls) can take back the login's rights, a superuser's included. SET ROLE alone would not
+# stop it: any code running in a superuser's session may SET ROLE back to the superuser.
+AS_OWNER_FUNCTIONS = """
+CREATE FUNCTION pg_temp.jr_as_owner(command text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp AS $$ BEGIN EXECUTE command; END $$;
+CREATE FUNCTION pg_temp.jr_count_as_owner(query text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp AS $$ DECLARE n bigint; BEGIN EXECUTE query INTO n; RETURN n; END $$;
+ALTER FUNCTION pg_temp.jr_as_owner(text) OWNER TO {owner};
+ALTER FUNCTION pg_temp.jr_count_as_owner(text) OWNER TO {owner};
+"""
+
+
+class AsOwner:
+    """Runs statements, and counts, as the ledger's owner (see AS_OWNER_FUNCTIONS)."""
+
+    def __init__(self, cur, through_definer):
+        self.cur, self.through_definer = cur, through_definer
+
+    def run(self, statement, params=None):
+        if params is not None:
+            statement = self.cur.mogrify(statement, params).decode()
+        if self.through_definer:
+            self.cur.execute("SELECT pg_temp.jr_as_owner(%s)", (statement,))
+        else:
+            self.cur.execute(statement)
+
+    def count(self, query):
+        if self.through_definer:
+            self.cur.execute("SELECT pg_temp.jr_count_as_owner(%s)", (query,))
+        else:
+            self.cur.execute(query)
+        return self.cur.fetchone()[0]
+
+
 @contextlib.contextmanager
 def acting_as_owner(cur, owner):
-    """The DDL inside runs as owner.role; CREATE on public lent to it is taken back at the end, in
-    the same transaction, so it never shows outside."""
+    """An AsOwner for the block; CREATE on public lent to the owner, and the functions made for
+    the block, are gone at its end, in the same transaction, so they never show outside."""
     if owner.role == owner.login:
-        yield
+        yield AsOwner(cur, through_definer=False)
         return
     role = sql.Identifier(owner.role)
     if owner.lend_create:
         cur.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(role))
-    cur.execute(sql.SQL("SET LOCAL ROLE {}").format(role))
-    yield
-    cur.execute("SET LOCAL ROLE NONE")
+    cur.execute(sql.SQL(AS_OWNER_FUNCTIONS).format(owner=role))
+    yield AsOwner(cur, through_definer=True)
+    cur.execute("DROP FUNCTION pg_temp.jr_as_owner(text), pg_temp.jr_count_as_owner(text)")
     if owner.lend_create:
         cur.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(role))
 
@@ -400,8 +437,8 @@ def applied_migrations(cur, owner):
     """The ledger as {version: (name, checksum)}, created empty (by the owner) when absent."""
     cur.execute("SELECT to_regclass('public.jr_schema_migrations') IS NULL")
     if cur.fetchone()[0]:
-        with acting_as_owner(cur, owner):
-            cur.execute(LEDGER_DDL)
+        with acting_as_owner(cur, owner) as as_owner:
+            as_owner.run(LEDGER_DDL)
     cur.execute("SELECT version, name, checksum FROM public.jr_schema_migrations")
     return {version: (name, digest) for version, name, digest in cur.fetchall()}
 
@@ -442,10 +479,10 @@ def apply_migration(cur, owner, version, path):
     not_valid_before = not_valid_checks(cur)
     cur.execute("SET LOCAL client_min_messages = warning")  # until the transaction ends
     try:
-        with acting_as_owner(cur, owner):
-            cur.execute(path.read_text())
-            cur.execute("INSERT INTO public.jr_schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                        (version, path.name, checksum(path)))
+        with acting_as_owner(cur, owner) as as_owner:
+            as_owner.run(path.read_text())
+            as_owner.run("INSERT INTO public.jr_schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                         (version, path.name, checksum(path)))
     except psycopg2.Error as exc:
         raise MigrationError(f"{path.name} failed and was rolled back: {describe(exc)}") from exc
 
@@ -459,15 +496,15 @@ def apply_migration(cur, owner, version, path):
     return line, added
 
 
-def breaking_rows(conn, table, expr):
-    """How many rows of public.table break a CHECK. Counted in a transaction of its own, after the
-    migration's commit, so that the count does not prolong the migration's locks."""
+def breaking_rows(conn, owner, table, expr):
+    """How many rows of public.table break a CHECK, counted as the owner. In a transaction of its
+    own, after the migration's commit, so that the count does not prolong the migration's locks."""
     with conn, conn.cursor() as cur:
         act_as_the_login(cur)
         pin_search_path(cur)
-        cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE NOT ({})").format(
-            sql.Identifier("public", table), sql.SQL(expr)))
-        return cur.fetchone()[0]
+        query = sql.SQL("SELECT count(*) FROM {} WHERE NOT ({})").format(sql.Identifier("public", table), sql.SQL(expr))
+        with acting_as_owner(cur, owner) as as_owner:
+            return as_owner.count(query.as_string(cur))
 
 
 def definition_files():
@@ -539,12 +576,12 @@ def apply_definitions(cur, owner):
     applied = [path for path in files if reasons[path]]
     try:
         if applied:
-            with acting_as_owner(cur, owner):
+            with acting_as_owner(cur, owner) as as_owner:
                 for path in applied:
-                    cur.execute(path.read_text())
+                    as_owner.run(path.read_text())
                 catalog = in_catalog(cur, applied)
                 for path in applied:
-                    cur.execute(RECORD_DEFINITION, (names[path], checksum(path), catalog[names[path]]))
+                    as_owner.run(RECORD_DEFINITION, (names[path], checksum(path), catalog[names[path]]))
         cur.execute((DB_DIR / "privileges.sql").read_text())
     except psycopg2.Error as exc:
         raise MigrationError(f"functions and views failed and were rolled back: {describe(exc)}") from exc
@@ -584,7 +621,8 @@ def migrate(conn):
         print(line)
         report_notices(conn)
         for (table, name), (expr, validate) in added.items():
-            print(f"  {breaking_rows(conn, table, expr)} existing row(s) of {table} break {name} ({expr}); they are"
+            breaking = breaking_rows(conn, owner, table, expr)
+            print(f"  {breaking} existing row(s) of {table} break {name} ({expr}); they are"
                   f" kept and new writes are checked. Fix them, then run: {validate}")
         reported |= set(added)
 

@@ -435,6 +435,23 @@ def test_a_check_that_calls_code_outside_the_ledger_is_refused(shared_db, tmp_pa
     assert not is_superuser(cluster, COTENANT)
 
 
+def test_code_reached_where_the_catalog_cannot_see_it_cannot_take_back_a_superusers_rights(shared_db, tmp_path):
+    """query_to_xml runs SQL given as text, so pg_depend records nothing of what this CHECK calls,
+    and the check of what is in place cannot see it. What acts as the owner runs inside a
+    SECURITY DEFINER function, where PostgreSQL refuses SET ROLE: the co-tenant's code runs with
+    jr_owner's rights at most, and the run fails rather than go on."""
+    cluster, db = shared_db
+    assert cluster.migrate(db).returncode == 0
+    cluster.admin(PLANTED_CHECK_FUNCTION, dbname=db, user=COTENANT)
+    cluster.admin("SET ROLE jr_owner; ALTER TABLE public.jr_schema_definitions ADD CONSTRAINT looks_fine CHECK"
+                  " (query_to_xml('SELECT public.looks_fine(''x'')', true, true, '') IS NOT NULL) NOT VALID",
+                  dbname=db)
+    result = migrate_with_a_changed_function(cluster, db, tmp_path)
+    assert not is_superuser(cluster, COTENANT)
+    assert result.returncode == 1, result.stdout
+    assert 'cannot set parameter "role" within security-definer function' in result.stderr
+
+
 def test_an_event_trigger_whose_function_a_cotenant_owns_is_refused(shared_db):
     cluster, db = shared_db
     cluster.admin(f"""CREATE FUNCTION public.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
