@@ -542,3 +542,20 @@ def test_overloads_planted_after_the_install_catch_no_call(shared_db):
     assert cluster.admin("SELECT who, what FROM public.captured", dbname=db) == []
     assert cluster.admin("SELECT execution_result FROM jr_step_rewards WHERE task_id = 7", dbname=db) \
         == [("failed",)]
+
+
+@pytest.mark.parametrize("value", [True, 7.6])
+def test_the_typed_calls_refuse_a_bool_or_a_fraction_for_an_integer(shared_db, value):
+    """The casts that make each call exact do not make True a 1 or 7.6 an 8: the reward stays off
+    the wrong step."""
+    cluster, db = shared_db
+    assert cluster.migrate(db).returncode == 0
+    conn = cluster.connect(db)
+    conn.autocommit = True
+    try:
+        with pytest.raises(psycopg2.errors.InvalidTextRepresentation):
+            db_calls.set_step_reward(conn, value, 1, 0.5)
+        with pytest.raises(psycopg2.errors.InvalidTextRepresentation):
+            db_calls.step_succeeded(conn, 1, value)
+    finally:
+        conn.close()

@@ -5,21 +5,23 @@ It raises whatever psycopg2 raises; resilience lives in recorder.py."""
 # Every value is cast to its parameter's exact type, so the call matches the ledger's function
 # exactly: psycopg2 sends strings and None untyped, and an overload someone else created in public
 # with text where the ledger has timestamptz or uuid would otherwise be the better match. CAST, not
-# ::, which would bind before the minus of -2147483648 and overflow.
-RECORD_STEP = """SELECT public.record_step(task_id => CAST(%s AS integer), step_number => CAST(%s AS integer),
-    step_type => CAST(%s AS text), target_file => CAST(%s AS text), execution_result => CAST(%s AS text),
-    execution_time_ms => CAST(%s AS integer), error_detail => CAST(%s AS text),
-    recorded_at => CAST(%s AS timestamptz), event_id => CAST(%s AS uuid), executor => CAST(%s AS text),
-    step_definition_hash => CAST(%s AS text))"""
-BEGIN_STEP = """SELECT public.begin_step(task_id => CAST(%s AS integer), step_number => CAST(%s AS integer),
-    step_type => CAST(%s AS text), target_file => CAST(%s AS text), step_definition_hash => CAST(%s AS text),
-    occurrence => CAST(%s AS integer), recorded_at => CAST(%s AS timestamptz), event_id => CAST(%s AS uuid),
-    executor => CAST(%s AS text))"""
-STEP_SUCCEEDED = """SELECT public.step_succeeded(task_id => CAST(%s AS integer), step_number => CAST(%s AS integer),
-    step_content_hash => CAST(%s AS text))"""
-SET_STEP_REWARD = """SELECT public.set_step_reward(task_id => CAST(%(task_id)s AS integer),
-    step_number => CAST(%(step_number)s AS integer), implicit_reward => CAST(%(implicit_reward)s AS float8),
-    verified_outcome => CAST(%(verified_outcome)s AS text), retry_decision => CAST(%(retry_decision)s AS text))"""
+# ::, which would bind before the minus of -2147483648 and overflow. An integer goes through text,
+# so that True or 7.6 is refused (22P02) as it was before the casts, not taken for 1 or 8.
+RECORD_STEP = """SELECT public.record_step(task_id => CAST(CAST(%s AS text) AS integer),
+    step_number => CAST(CAST(%s AS text) AS integer), step_type => CAST(%s AS text), target_file => CAST(%s AS text),
+    execution_result => CAST(%s AS text), execution_time_ms => CAST(CAST(%s AS text) AS integer),
+    error_detail => CAST(%s AS text), recorded_at => CAST(%s AS timestamptz), event_id => CAST(%s AS uuid),
+    executor => CAST(%s AS text), step_definition_hash => CAST(%s AS text))"""
+BEGIN_STEP = """SELECT public.begin_step(task_id => CAST(CAST(%s AS text) AS integer),
+    step_number => CAST(CAST(%s AS text) AS integer), step_type => CAST(%s AS text), target_file => CAST(%s AS text),
+    step_definition_hash => CAST(%s AS text), occurrence => CAST(CAST(%s AS text) AS integer),
+    recorded_at => CAST(%s AS timestamptz), event_id => CAST(%s AS uuid), executor => CAST(%s AS text))"""
+STEP_SUCCEEDED = """SELECT public.step_succeeded(task_id => CAST(CAST(%s AS text) AS integer),
+    step_number => CAST(CAST(%s AS text) AS integer), step_content_hash => CAST(%s AS text))"""
+SET_STEP_REWARD = """SELECT public.set_step_reward(task_id => CAST(CAST(%(task_id)s AS text) AS integer),
+    step_number => CAST(CAST(%(step_number)s AS text) AS integer),
+    implicit_reward => CAST(%(implicit_reward)s AS float8), verified_outcome => CAST(%(verified_outcome)s AS text),
+    retry_decision => CAST(%(retry_decision)s AS text))"""
 RECORD_EXPLORATION = """SELECT public.record_exploration(jr_type => CAST(%(jr_type)s AS text),
     task_type => CAST(%(task_type)s AS text), novelty_score => CAST(%(novelty_score)s AS float8),
     curiosity_bonus => CAST(%(curiosity_bonus)s AS float8), task_outcome => CAST(%(task_outcome)s AS text))"""
