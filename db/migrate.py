@@ -99,17 +99,16 @@ WHERE c.contype = 'c' AND NOT c.convalidated AND n.nspname = 'public' AND t.reln
 ORDER BY t.relname, c.conname
 """
 # What stands in the way, before a transaction changes anything. Each would run code, or let a
-# role other than the owner run code, with the rights of whoever migrates (a superuser's session
-# included: code acting as jr_owner there can SET ROLE back to the superuser) or of the ledger's
-# SECURITY DEFINER functions:
+# role other than the owner run code, with the rights of whoever migrates or of the ledger's
+# SECURITY DEFINER functions (AS_OWNER_FUNCTIONS is the backstop for what the catalog cannot show):
 #   - of the ledger's objects already in place: an owner other than %(owners)s (overloads of the
 #     ledger's function names count: a call could bind to one); a trigger, a rule or a row-level
 #     policy, none of which the ledger has; a CHECK, a default, an index or a column type that uses
 #     anything outside pg_catalog but the ledger's own relations;
 #   - an enabled event trigger whose function a role that is not a superuser owns (and may change);
 #   - of the ledger's roles %(roles)s: ADMIN OPTION held by a role that is neither a superuser nor
-#     the login (it could grant the role to itself); and of the owner role %(owner_role)s, when the
-#     run uses it: an attribute beyond NOLOGIN, or membership in another role.
+#     the login, nor controls the login (it could grant the role to itself); and of the owner role
+#     %(owner_role)s, when the run uses it: an attribute beyond NOLOGIN, or membership in another role.
 # Rows: (kind, name, its owner or holder, what is found, detail); refuse_what_is_in_the_way words them.
 FOUND_IN_PLACE = r"""
 WITH relation AS (
@@ -174,6 +173,12 @@ FROM pg_catalog.pg_auth_members m
 JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
 JOIN pg_catalog.pg_roles h ON h.oid = m.member
 WHERE g.rolname = ANY (%(roles)s) AND m.admin_option AND NOT h.rolsuper AND h.rolname <> session_user
+  -- A role that already has the login's rights, or may grant itself the login, gains nothing: on
+  -- PostgreSQL 16+ a DBA with CREATEROLE who created the login and the roles holds ADMIN on both.
+  AND NOT pg_catalog.pg_has_role(h.oid, session_user, 'MEMBER')
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members a
+                  WHERE a.roleid = (SELECT l.oid FROM pg_catalog.pg_roles l WHERE l.rolname = session_user)
+                    AND a.member = h.oid AND a.admin_option)
 UNION ALL
 SELECT 'ROLE', pg_catalog.quote_ident(o.rolname), NULL, 'attribute', a.attribute
 FROM pg_catalog.pg_roles o,

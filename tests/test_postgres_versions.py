@@ -134,3 +134,21 @@ def test_a_superusers_migrate_gives_the_ledger_to_jr_owner_and_lends_it_nothing_
     finally:
         cluster.admin(f"DROP DATABASE {db}")
         cluster.admin("DROP ROLE jr_owner")
+
+
+def test_a_dba_without_superuser_may_set_up_the_owner_for_its_login(server):
+    """As on a managed server with no superuser: a DBA with CREATEROLE creates the login and
+    jr_owner (holding ADMIN OPTION on both from 16), then the login migrates as jr_owner. The DBA
+    already controls the login, so its ADMIN OPTION on jr_owner is no reason to refuse."""
+    major, cluster = server
+    cluster.admin("CREATE ROLE dba LOGIN CREATEROLE")
+    cluster.admin("CREATE ROLE jr_owner NOLOGIN; CREATE ROLE claude LOGIN; GRANT jr_owner TO claude", user="dba")
+    db = cluster.create_database()
+    try:
+        cluster.admin("GRANT CREATE ON SCHEMA public TO jr_owner", dbname=db)
+        result = cluster.migrate(db, user="claude")
+        assert result.returncode == 0, result.stderr
+        assert ledger_owners(cluster, db) == [("jr_owner",)]
+    finally:
+        cluster.admin(f"DROP DATABASE {db}")
+        cluster.admin("DROP ROLE claude; DROP ROLE jr_owner; DROP ROLE dba")
