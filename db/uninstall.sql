@@ -3,10 +3,14 @@
 -- migration ledger, then the roles jr_executor, jr_rewarder, jr_reader and jr_owner unless something
 -- else still uses them.
 -- No CASCADE: if a DBA built something of their own on these tables, this fails and changes nothing.
-SET lock_timeout = '5s';
+-- Every setting is LOCAL: behind PgBouncer the server connection goes back to the pool after this
+-- transaction, and must take none of them along.
+SET LOCAL lock_timeout = '5s';
+-- The login acts as itself, whatever role ALTER DATABASE ... SET role names for its sessions.
+SET LOCAL ROLE NONE;
 -- Names resolve in pg_catalog only: nothing planted in public runs with the uninstaller's rights.
-SET search_path = pg_catalog, pg_temp;
-SET client_min_messages = notice;
+SET LOCAL search_path = pg_catalog, pg_temp;
+SET LOCAL client_min_messages = notice;
 
 DROP VIEW IF EXISTS public.jr_step_type_stats, public.jr_task_progress, public.jr_retry_effectiveness,
     public.jr_failure_hot_spots;
