@@ -102,9 +102,10 @@ ORDER BY t.relname, c.conname
 # role other than the owner run code, with the rights of whoever migrates or of the ledger's
 # SECURITY DEFINER functions (AS_OWNER_FUNCTIONS is the backstop for what the catalog cannot show):
 #   - of the ledger's objects already in place: an owner other than %(owners)s (overloads of the
-#     ledger's function names count: a call could bind to one); a trigger, a rule or a row-level
-#     policy, none of which the ledger has; a CHECK, a default, an index or a column type that uses
-#     anything outside pg_catalog but the ledger's own relations;
+#     ledger's function names count: a call could bind to one); more than one function of a name
+#     the ledger has one of (an extra overload makes its calls ambiguous, or takes them); a trigger,
+#     a rule or a row-level policy, none of which the ledger has; a CHECK, a default, an index or a
+#     column type that uses anything outside pg_catalog but the ledger's own relations;
 #   - an enabled event trigger whose function a role that is not a superuser owns (and may change);
 #   - of the ledger's roles %(roles)s: ADMIN OPTION held by a role that is neither a superuser nor
 #     the login, nor controls the login (it could grant the role to itself); and of the owner role
@@ -142,6 +143,12 @@ SELECT 'FUNCTION', p.oid::pg_catalog.regprocedure::text, pg_catalog.pg_get_userb
 FROM pg_catalog.pg_proc p
 WHERE p.pronamespace = 'public'::pg_catalog.regnamespace AND p.proname = ANY (%(functions)s)
   AND p.proowner <> ALL (%(owners)s::pg_catalog.oid[])
+UNION ALL
+SELECT 'FUNCTION', p.oid::pg_catalog.regprocedure::text, pg_catalog.pg_get_userbyid(p.proowner), 'overload', NULL
+FROM pg_catalog.pg_proc p
+WHERE p.pronamespace = 'public'::pg_catalog.regnamespace AND p.proname = ANY (%(functions)s)
+  AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_proc q
+       WHERE q.pronamespace = p.pronamespace AND q.proname = p.proname) > 1
 UNION ALL
 SELECT r.kind, r.name, pg_catalog.pg_get_userbyid(r.relowner), 'trigger', pg_catalog.quote_ident(t.tgname)
 FROM relation r JOIN pg_catalog.pg_trigger t ON t.tgrelid = r.oid WHERE NOT t.tgisinternal
@@ -328,6 +335,10 @@ def in_the_way(owner, kind, name, holder, what, detail):
     if what == "uses":
         return (f"{thing} uses {detail}, which is not the ledger's (a CHECK, a default, an index or a column's type"
                 " refers to it); once you know what it does, remove that use")
+    if what == "overload":
+        return (f"{thing} is one of several functions of that name in schema public, where the ledger has one:"
+                " a call may bind to the other, or fail as ambiguous; a DBA drops the one that is not the ledger's"
+                f" (db/functions/{name.split('(')[0].removeprefix('public.')}.sql defines the ledger's)")
     if what == "event trigger":
         return (f"{thing} runs {detail}, which {holder} owns and may change, in every DDL of this run;"
                 f" a DBA runs ALTER EVENT TRIGGER {name} DISABLE, or gives the function to a superuser")
@@ -517,9 +528,11 @@ def definition_files():
 
 
 # Each function and view file's object as the catalog gives it back (every function of the file's
-# name; a view's query and options), as an MD5: NULL when it is missing.
+# name; a view's query and options), as the server's major version and an MD5 ("17:9e10…"): NULL
+# when it is missing. How the catalog prints an object may change with the major version.
 IN_CATALOG = r"""
 SELECT f.file,
+       (pg_catalog.current_setting('server_version_num')::integer / 10000)::text || ':' ||
        CASE f.folder
        WHEN 'functions' THEN (
            SELECT pg_catalog.md5(pg_catalog.string_agg(pg_catalog.pg_get_functiondef(p.oid), ''
@@ -556,16 +569,19 @@ def in_catalog(cur, files):
 
 def why_apply(path, recorded, now_in_catalog):
     """Why a function or view file must be applied again, or None: its file changed, its object is
-    missing, it was changed in the database since (which make migrate says aloud), or a migration
-    came after it, which may have changed what it relies on."""
+    missing, a migration came after it (which may have changed what it relies on, and how the
+    catalog prints it), the server's major version changed (so may that), or it was changed in
+    the database since, which make migrate says aloud."""
     if recorded is None or recorded[0] != checksum(path):
         return "file"
     if now_in_catalog is None:
         return "missing"
-    if recorded[1] != now_in_catalog:
-        return "changed in the database"
     if recorded[2]:
         return "migration"
+    if recorded[1].split(":")[0] != now_in_catalog.split(":")[0]:
+        return "server upgraded"
+    if recorded[1] != now_in_catalog:
+        return "changed in the database"
     return None
 
 

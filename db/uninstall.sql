@@ -12,6 +12,26 @@ SET LOCAL ROLE NONE;
 SET LOCAL search_path = pg_catalog, pg_temp;
 SET LOCAL client_min_messages = notice;
 
+-- An enabled event trigger whose function a role that is not a superuser owns (and may change)
+-- would run in every DROP below with the uninstaller's rights: refuse, as make migrate does.
+DO $$
+DECLARE
+    found text;
+BEGIN
+    SELECT string_agg(format('%I (runs %s, owned by %s)', e.evtname, e.evtfoid::regprocedure,
+                             pg_get_userbyid(p.proowner)), ', ' ORDER BY e.evtname)
+    INTO found
+    FROM pg_event_trigger e
+    JOIN pg_proc p ON p.oid = e.evtfoid
+    JOIN pg_roles o ON o.oid = p.proowner
+    WHERE e.evtenabled <> 'D' AND NOT o.rolsuper;
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'refused, and nothing was changed: event trigger % would run in every DROP with your rights', found
+            USING HINT = 'a DBA runs ALTER EVENT TRIGGER ... DISABLE, or gives the function to a superuser';
+    END IF;
+END
+$$;
+
 DROP VIEW IF EXISTS public.jr_step_type_stats, public.jr_task_progress, public.jr_retry_effectiveness,
     public.jr_failure_hot_spots;
 

@@ -452,16 +452,34 @@ def test_code_reached_where_the_catalog_cannot_see_it_cannot_take_back_a_superus
     assert 'cannot set parameter "role" within security-definer function' in result.stderr
 
 
+PLANTED_EVENT_TRIGGER = f"""
+CREATE FUNCTION public.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN{ESCALATE} END $$;
+"""
+
+
 def test_an_event_trigger_whose_function_a_cotenant_owns_is_refused(shared_db):
     cluster, db = shared_db
-    cluster.admin(f"""CREATE FUNCTION public.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
-                      BEGIN{ESCALATE} END $$""", dbname=db, user=COTENANT)
+    cluster.admin(PLANTED_EVENT_TRIGGER, dbname=db, user=COTENANT)
     cluster.admin("CREATE EVENT TRIGGER audit_ddl ON ddl_command_start EXECUTE FUNCTION public.on_ddl()", dbname=db)
     result = cluster.migrate(db)
     assert result.returncode == 1, result.stdout
     assert (f"event trigger audit_ddl runs public.on_ddl(), which {COTENANT} owns and may change,"
             " in every DDL of this run; a DBA runs ALTER EVENT TRIGGER audit_ddl DISABLE") in result.stderr
     assert not is_superuser(cluster, COTENANT)
+
+
+def test_make_uninstall_refuses_such_an_event_trigger_too(shared_db):
+    cluster, db = shared_db
+    assert cluster.migrate(db).returncode == 0
+    cluster.admin(PLANTED_EVENT_TRIGGER, dbname=db, user=COTENANT)
+    cluster.admin("CREATE EVENT TRIGGER audit_ddl ON ddl_command_start EXECUTE FUNCTION public.on_ddl()", dbname=db)
+    env = {k: v for k, v in cluster.env(db).items() if k.startswith("PG")}
+    result = run_make("uninstall", "CONFIRM=yes", **env)
+    assert result.returncode != 0, result.stdout
+    assert ("refused, and nothing was changed: event trigger audit_ddl (runs public.on_ddl(), owned by"
+            f" {COTENANT}) would run in every DROP with your rights") in result.stderr
+    assert not is_superuser(cluster, COTENANT)
+    assert ledger_installed(cluster, db)
 
 
 def test_a_role_the_database_sets_for_its_sessions_does_not_become_the_runs_login(shared_db):

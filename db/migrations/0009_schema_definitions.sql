@@ -14,6 +14,6 @@ COMMENT ON TABLE public.jr_schema_definitions IS
 COMMENT ON COLUMN public.jr_schema_definitions.file IS 'The file, relative to db/ (functions/record_step.sql).';
 COMMENT ON COLUMN public.jr_schema_definitions.checksum IS 'SHA-256 of the file as applied.';
 COMMENT ON COLUMN public.jr_schema_definitions.in_catalog IS
-    'MD5 of its object as the catalog gave it back once applied (pg_get_functiondef, pg_get_viewdef); another value now means the object was changed in the database.';
+    'The server''s major version and the MD5 of its object as the catalog gave it back once applied (pg_get_functiondef, pg_get_viewdef), as 17:9e10...; another MD5 under the same version means the object was changed in the database.';
 COMMENT ON COLUMN public.jr_schema_definitions.applied_at IS 'When it was last applied.';
 COMMENT ON COLUMN public.jr_schema_definitions.applied_by IS 'The login that applied it.';
