@@ -38,6 +38,7 @@ import hashlib
 import os
 import re
 import sys
+import uuid
 from pathlib import Path
 
 import psycopg2
@@ -55,17 +56,19 @@ BASELINE_VERSION = 1
 SEED_TABLES = ["public.jr_step_rewards", "public.jr_exploration_log"]
 # The role that owns the ledger when a superuser (or a member of it) migrates.
 OWNER_ROLE = "jr_owner"
-# Every relation in public that make migrate creates (tests/test_migrate.py keeps this list true).
-LEDGER_RELATIONS = [
-    "jr_step_rewards", "jr_step_rewards_id_seq", "jr_step_rewards_pkey", "jr_step_rewards_task_id_step_number_key",
-    "idx_step_rewards_task", "idx_step_rewards_type", "idx_step_rewards_outcome",
-    "jr_exploration_log", "jr_exploration_log_id_seq", "jr_exploration_log_pkey", "idx_exploration_jr",
-    "jr_step_attempts", "jr_step_attempts_id_seq", "jr_step_attempts_pkey", "jr_step_attempts_event_id_key",
-    "idx_step_attempts_step", "idx_step_attempts_received_at",
-    "jr_step_definition_successes", "jr_step_definition_successes_pkey",
-    "jr_schema_migrations", "jr_schema_migrations_pkey", "jr_schema_definitions", "jr_schema_definitions_pkey",
-    "jr_step_type_stats", "jr_task_progress", "jr_retry_effectiveness", "jr_failure_hot_spots",
-]
+# Every relation in public that make migrate creates, and its kind as pg_class.relkind gives it
+# (tests/test_migrate.py keeps this list true).
+LEDGER_RELATIONS = {
+    **dict.fromkeys(["jr_step_rewards", "jr_exploration_log", "jr_step_attempts", "jr_step_definition_successes",
+                     "jr_schema_migrations", "jr_schema_definitions"], "r"),
+    **dict.fromkeys(["jr_step_rewards_id_seq", "jr_exploration_log_id_seq", "jr_step_attempts_id_seq"], "S"),
+    **dict.fromkeys(["jr_step_rewards_pkey", "jr_step_rewards_task_id_step_number_key", "idx_step_rewards_task",
+                     "idx_step_rewards_type", "idx_step_rewards_outcome", "jr_exploration_log_pkey",
+                     "idx_exploration_jr", "jr_step_attempts_pkey", "jr_step_attempts_event_id_key",
+                     "idx_step_attempts_step", "idx_step_attempts_received_at", "jr_step_definition_successes_pkey",
+                     "jr_schema_migrations_pkey", "jr_schema_definitions_pkey"], "i"),
+    **dict.fromkeys(["jr_step_type_stats", "jr_task_progress", "jr_retry_effectiveness", "jr_failure_hot_spots"], "v"),
+}
 # The roles db/privileges.sql creates and grants, and the owner's.
 LEDGER_ROLES = ["jr_executor", "jr_rewarder", "jr_reader", OWNER_ROLE]
 # One function per file, named after it; one view per file likewise.
@@ -105,7 +108,8 @@ ORDER BY t.relname, c.conname
 #     ledger's function names count: a call could bind to one); more than one function of a name
 #     the ledger has one of (an extra overload makes its calls ambiguous, or takes them); a trigger,
 #     a rule or a row-level policy, none of which the ledger has; a CHECK, a default, an index or a
-#     column type that uses anything outside pg_catalog but the ledger's own relations;
+#     column type that uses anything outside pg_catalog but the ledger's own relations; a relation
+#     of another kind than the ledger's of that name (a view where it has a table runs code when read);
 #   - an enabled event trigger whose function a role that is not a superuser owns (and may change);
 #   - of the ledger's roles %(roles)s: ADMIN OPTION held by a role that is neither a superuser nor
 #     the login, nor controls the login (it could grant the role to itself); and of the owner role
@@ -113,12 +117,14 @@ ORDER BY t.relname, c.conname
 # Rows: (kind, name, its owner or holder, what is found, detail); refuse_what_is_in_the_way words them.
 FOUND_IN_PLACE = r"""
 WITH relation AS (
-    SELECT c.oid, pg_catalog.format('public.%%I', c.relname) AS name, c.relowner,
+    SELECT c.oid, pg_catalog.format('public.%%I', c.relname) AS name, c.relowner, c.relkind, l.relkind AS expected,
            CASE c.relkind WHEN 'r' THEN 'TABLE' WHEN 'p' THEN 'TABLE' WHEN 'v' THEN 'VIEW'
                           WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' WHEN 'i' THEN 'INDEX'
                           ELSE 'relation' END AS kind
     FROM pg_catalog.pg_class c
-    WHERE c.relnamespace = 'public'::pg_catalog.regnamespace AND c.relname = ANY (%(relations)s)
+    JOIN ROWS FROM (pg_catalog.unnest(%(relations)s::text[]), pg_catalog.unnest(%(relkinds)s::"char"[]))
+         AS l(name, relkind) ON l.name = c.relname
+    WHERE c.relnamespace = 'public'::pg_catalog.regnamespace
 ),
 -- A relation and what hangs off it: constraints, defaults, rules (a view's query) and indexes.
 part AS (
@@ -138,6 +144,9 @@ part AS (
 )
 SELECT r.kind, r.name, pg_catalog.pg_get_userbyid(r.relowner), 'owner', NULL
 FROM relation r WHERE r.relowner <> ALL (%(owners)s::pg_catalog.oid[])
+UNION ALL
+SELECT r.kind, r.name, pg_catalog.pg_get_userbyid(r.relowner), 'not its kind', r.expected::text
+FROM relation r WHERE r.relkind <> r.expected
 UNION ALL
 SELECT 'FUNCTION', p.oid::pg_catalog.regprocedure::text, pg_catalog.pg_get_userbyid(p.proowner), 'owner', NULL
 FROM pg_catalog.pg_proc p
@@ -182,7 +191,8 @@ JOIN pg_catalog.pg_roles h ON h.oid = m.member
 WHERE g.rolname = ANY (%(roles)s) AND m.admin_option AND NOT h.rolsuper AND h.rolname <> session_user
   -- A role that already has the login's rights, or may grant itself the login, gains nothing: on
   -- PostgreSQL 16+ a DBA with CREATEROLE who created the login and the roles holds ADMIN on both.
-  AND NOT pg_catalog.pg_has_role(h.oid, session_user, 'MEMBER')
+  AND NOT pg_catalog.pg_has_role(h.oid, session_user, CASE WHEN
+          pg_catalog.current_setting('server_version_num')::integer >= 160000 THEN 'SET' ELSE 'MEMBER' END)
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members a
                   WHERE a.roleid = (SELECT l.oid FROM pg_catalog.pg_roles l WHERE l.rolname = session_user)
                     AND a.member = h.oid AND a.admin_option)
@@ -275,6 +285,7 @@ class Owner:
     login: str  # the session's login (session_user), acting as itself
     accepted: list  # oids of the roles whose objects found in place are not refused
     hand_over_from: list = dataclasses.field(default_factory=list)  # oids whose objects go to role
+    login_is_superuser: bool = False
     create_role: bool = False  # role does not exist yet; the login creates it
     lend_create: bool = False  # role may not create in public; it may while the DDL runs
 
@@ -303,7 +314,8 @@ def ledger_owner(cur):
             f" rights; a DBA must run: ALTER ROLE {OWNER_ROLE} NOSUPERUSER; then run make migrate again")
     if login_super:
         return Owner(OWNER_ROLE, login, accepted=[o for o in (owner_oid, *superusers) if o is not None],
-                     hand_over_from=superusers, create_role=owner_oid is None, lend_create=not owner_creates)
+                     hand_over_from=superusers, login_is_superuser=True, create_role=owner_oid is None,
+                     lend_create=not owner_creates)
     if member:
         if not owner_creates:
             raise MigrationError(
@@ -315,7 +327,8 @@ def ledger_owner(cur):
 
 def refuse_what_is_in_the_way(cur, owner):
     """Refuse, naming each with what a DBA must do, what FOUND_IN_PLACE finds."""
-    cur.execute(FOUND_IN_PLACE, {"relations": LEDGER_RELATIONS, "functions": LEDGER_FUNCTIONS,
+    cur.execute(FOUND_IN_PLACE, {"relations": list(LEDGER_RELATIONS), "relkinds": list(LEDGER_RELATIONS.values()),
+                                 "functions": LEDGER_FUNCTIONS,
                                  "owners": owner.accepted, "roles": LEDGER_ROLES,
                                  "owner_role": OWNER_ROLE if owner.role == OWNER_ROLE else None})
     lines = [in_the_way(owner, *row) for row in cur.fetchall()]
@@ -335,6 +348,10 @@ def in_the_way(owner, kind, name, holder, what, detail):
     if what == "uses":
         return (f"{thing} uses {detail}, which is not the ledger's (a CHECK, a default, an index or a column's type"
                 " refers to it); once you know what it does, remove that use")
+    if what == "not its kind":
+        expected = {"r": "a table", "v": "a view", "S": "a sequence", "i": "an index"}[detail]
+        return (f"{thing} is where the ledger has {expected} of that name (its owner: {holder}); reading it could"
+                " run its code; once you know what it is, a DBA drops or renames it")
     if what == "overload":
         return (f"{thing} is one of several functions of that name in schema public, where the ledger has one:"
                 " a call may bind to the other, or fail as ambiguous; a DBA drops the one that is not the ledger's"
@@ -366,7 +383,7 @@ def take_charge(cur, owner):
         cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(owner.role)))
         said.append(f"created role {owner.role} (NOLOGIN, not a superuser): it owns the ledger, so its SECURITY"
                     f" DEFINER functions never run with {owner.login}'s superuser rights")
-    cur.execute(TO_HAND_OVER, {"relations": LEDGER_RELATIONS, "functions": LEDGER_FUNCTIONS,
+    cur.execute(TO_HAND_OVER, {"relations": list(LEDGER_RELATIONS), "functions": LEDGER_FUNCTIONS,
                                "from": owner.hand_over_from, "owner": owner.role})
     handed = []
     for statement, what in cur.fetchall():
@@ -377,57 +394,98 @@ def take_charge(cur, owner):
     return said
 
 
-# What acts as the owner runs inside SECURITY DEFINER functions that the owner owns, made in this
-# session's pg_temp for one transaction: inside one, PostgreSQL refuses SET ROLE and SET SESSION
-# AUTHORIZATION, so no code reached from there (a CHECK, a default, a trigger, a function any of
-# them calls) can take back the login's rights, a superuser's included. SET ROLE alone would not
-# stop it: any code running in a superuser's session may SET ROLE back to the superuser.
-AS_OWNER_FUNCTIONS = """
-CREATE FUNCTION pg_temp.jr_as_owner(command text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp AS $$ BEGIN EXECUTE command; END $$;
-CREATE FUNCTION pg_temp.jr_count_as_owner(query text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp AS $$ DECLARE n bigint; BEGIN EXECUTE query INTO n; RETURN n; END $$;
-ALTER FUNCTION pg_temp.jr_as_owner(text) OWNER TO {owner};
-ALTER FUNCTION pg_temp.jr_count_as_owner(text) OWNER TO {owner};
+# In a superuser's run, what acts as the owner goes through a SECURITY DEFINER function that the
+# owner owns: inside one, PostgreSQL refuses SET ROLE and SET SESSION AUTHORIZATION, so no code
+# reached from there (a CHECK, a default, a trigger, what any of them calls) can take back the
+# superuser's rights, as it could after SET ROLE alone. Each call gets a function of its own, made
+# in this session's pg_temp under a name nobody can guess and dropped right after: the owner's
+# code may alter the function it runs in, but never one the run calls later.
+AS_OWNER_FUNCTION = """
+CREATE FUNCTION pg_temp.{name}(command text, counting boolean) RETURNS bigint LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF counting THEN
+        EXECUTE command INTO n;
+    ELSE
+        EXECUTE command;
+    END IF;
+    RETURN n;
+END $$;
+ALTER FUNCTION pg_temp.{name}(text, boolean) OWNER TO {owner};
+"""
+# What this session's pg_temp holds: the owner's code could leave a table, a view or a type there,
+# which would come first in the search path of whoever uses this server connection next (behind
+# PgBouncer, another client).
+IN_MY_TEMP_SCHEMA = """
+SELECT 'relation ' || c.relname FROM pg_catalog.pg_class c WHERE c.relnamespace = pg_catalog.pg_my_temp_schema()
+UNION ALL
+SELECT 'type ' || t.typname FROM pg_catalog.pg_type t WHERE t.typnamespace = pg_catalog.pg_my_temp_schema()
+UNION ALL
+SELECT 'function ' || f.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc f
+WHERE f.pronamespace = pg_catalog.pg_my_temp_schema()
 """
 
 
 class AsOwner:
-    """Runs statements, and counts, as the ledger's owner (see AS_OWNER_FUNCTIONS)."""
+    """Runs statements, and counts, as the ledger's owner: through AS_OWNER_FUNCTION when the login
+    is a superuser (definer true), else as the session's current role (the login itself, or the
+    owner after SET LOCAL ROLE)."""
 
-    def __init__(self, cur, through_definer):
-        self.cur, self.through_definer = cur, through_definer
+    def __init__(self, cur, role, definer):
+        self.cur, self.role, self.definer = cur, role, definer
 
     def run(self, statement, params=None):
         if params is not None:
             statement = self.cur.mogrify(statement, params).decode()
-        if self.through_definer:
-            self.cur.execute("SELECT pg_temp.jr_as_owner(%s)", (statement,))
-        else:
-            self.cur.execute(statement)
+        self._call(statement, counting=False)
 
     def count(self, query):
-        if self.through_definer:
-            self.cur.execute("SELECT pg_temp.jr_count_as_owner(%s)", (query,))
-        else:
-            self.cur.execute(query)
-        return self.cur.fetchone()[0]
+        return self._call(query, counting=True)
+
+    def _call(self, command, counting):
+        if not self.definer:
+            self.cur.execute(command)
+            return self.cur.fetchone()[0] if counting else None
+        name = sql.Identifier("jr_as_owner_" + uuid.uuid4().hex)
+        self.cur.execute(sql.SQL(AS_OWNER_FUNCTION).format(name=name, owner=sql.Identifier(self.role)))
+        self.cur.execute(sql.SQL("SELECT pg_temp.{}(%s, %s)").format(name), (command, counting))
+        answer = self.cur.fetchone()[0]
+        self.cur.execute(sql.SQL("DROP FUNCTION pg_temp.{}(text, boolean)").format(name))
+        return answer
+
+
+def temp_schema(cur):
+    cur.execute(IN_MY_TEMP_SCHEMA)
+    return {name for (name,) in cur.fetchall()}
 
 
 @contextlib.contextmanager
-def acting_as_owner(cur, owner):
-    """An AsOwner for the block; CREATE on public lent to the owner, and the functions made for
-    the block, are gone at its end, in the same transaction, so they never show outside."""
+def acting_as_owner(cur, owner, lend_create=True):
+    """An AsOwner for the block. CREATE on public lent to the owner (for DDL) is taken back at its
+    end, in the same transaction; anything the owner's code left in pg_temp fails the transaction."""
     if owner.role == owner.login:
-        yield AsOwner(cur, through_definer=False)
+        yield AsOwner(cur, owner.role, definer=False)
         return
     role = sql.Identifier(owner.role)
-    if owner.lend_create:
+    lend_create = lend_create and owner.lend_create
+    if lend_create:
         cur.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(role))
-    cur.execute(sql.SQL(AS_OWNER_FUNCTIONS).format(owner=role))
-    yield AsOwner(cur, through_definer=True)
-    cur.execute("DROP FUNCTION pg_temp.jr_as_owner(text), pg_temp.jr_count_as_owner(text)")
-    if owner.lend_create:
+    if owner.login_is_superuser:
+        before = temp_schema(cur)
+        yield AsOwner(cur, owner.role, definer=True)
+        left = sorted(temp_schema(cur) - before)
+        if left:
+            raise MigrationError(f"the owner's code left {', '.join(left)} in this session's pg_temp, where it would"
+                                 " come first for whoever uses this server connection next; rolled back")
+    else:
+        # A member of the owner role: code acting as the owner could take back only this login's
+        # own rights, which are no more than the owner's.
+        cur.execute(sql.SQL("SET LOCAL ROLE {}").format(role))
+        yield AsOwner(cur, owner.role, definer=False)
+        cur.execute("SET LOCAL ROLE NONE")
+    if lend_create:
         cur.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM {}").format(role))
 
 
@@ -519,7 +577,7 @@ def breaking_rows(conn, owner, table, expr):
         act_as_the_login(cur)
         pin_search_path(cur)
         query = sql.SQL("SELECT count(*) FROM {} WHERE NOT ({})").format(sql.Identifier("public", table), sql.SQL(expr))
-        with acting_as_owner(cur, owner) as as_owner:
+        with acting_as_owner(cur, owner, lend_create=False) as as_owner:
             return as_owner.count(query.as_string(cur))
 
 
@@ -665,7 +723,16 @@ def migrate(conn):
 
 
 def describe(exc):
-    text = (exc.pgerror or str(exc)).strip()
+    """The error's severity, message, detail and hint; not its CONTEXT, which after EXECUTE would
+    quote a whole migration or function file."""
+    diag = exc.diag
+    if diag.message_primary:
+        parts = [f"{diag.severity or 'ERROR'}:  {diag.message_primary}"]
+        parts += [f"{label}:  {value}" for label, value in (("DETAIL", diag.message_detail),
+                                                             ("HINT", diag.message_hint)) if value]
+        text = "\n".join(parts)
+    else:
+        text = (exc.pgerror or str(exc)).strip()
     if exc.pgcode == "55P03":
         text += (" (lock_timeout: another session holds a lock this migration needs;"
                  " retry later or raise JR_LOCK_TIMEOUT)")

@@ -18,6 +18,10 @@ DO $$
 DECLARE
     found text;
 BEGIN
+    -- Outside a transaction block SET LOCAL only warns, and the settings above would be lost.
+    IF current_setting('search_path') <> 'pg_catalog, pg_temp' THEN
+        RAISE EXCEPTION 'db/uninstall.sql runs in one transaction (psql --single-transaction, as make uninstall does)';
+    END IF;
     SELECT string_agg(format('%I (runs %s, owned by %s)', e.evtname, e.evtfoid::regprocedure,
                              pg_get_userbyid(p.proowner)), ', ' ORDER BY e.evtname)
     INTO found

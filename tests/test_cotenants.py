@@ -452,6 +452,81 @@ def test_code_reached_where_the_catalog_cannot_see_it_cannot_take_back_a_superus
     assert 'cannot set parameter "role" within security-definer function' in result.stderr
 
 
+def plant_a_check_that_calls(cluster, db, function_sql, call):
+    """The co-tenant's function, and a CHECK on jr_schema_definitions that reaches it through
+    query_to_xml (which the catalog does not record), added by code acting as jr_owner."""
+    cluster.admin(function_sql, dbname=db, user=COTENANT)
+    cluster.admin("SET ROLE jr_owner; ALTER TABLE public.jr_schema_definitions ADD CONSTRAINT looks_fine CHECK"
+                  f" (query_to_xml('SELECT {call}', true, true, '') IS NOT NULL) NOT VALID", dbname=db)
+
+
+def migrate_with_two_changed_functions(cluster, db, tmp_path):
+    db_dir = tmp_path / "db"
+    shutil.copytree(REPO / "db", db_dir)
+    for name in ("jr_elide_middle", "step_succeeded"):
+        changed = db_dir / "functions" / f"{name}.sql"
+        changed.write_text(changed.read_text() + "\n-- changed\n")
+    return cluster.migrate(db, db_dir=db_dir)
+
+
+def test_code_acting_as_the_owner_cannot_unlock_a_later_call(shared_db, tmp_path):
+    """The owner's code may alter the SECURITY DEFINER function it runs in (jr_owner owns it) into
+    SECURITY INVOKER; had the run called that function again, the next call would run as the
+    superuser. Each call has a function of its own, so the escalation fails every time."""
+    cluster, db = shared_db
+    assert cluster.migrate(db).returncode == 0
+    plant_a_check_that_calls(cluster, db, f"""
+        CREATE FUNCTION public.unlock_and_escalate() RETURNS boolean LANGUAGE plpgsql AS $$
+        DECLARE
+            f regprocedure;
+        BEGIN
+            FOR f IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace = pg_my_temp_schema() LOOP
+                BEGIN
+                    EXECUTE format('ALTER FUNCTION %s SECURITY INVOKER', f);
+                EXCEPTION WHEN others THEN NULL;
+                END;
+            END LOOP;
+            BEGIN{ESCALATE}
+            EXCEPTION WHEN others THEN NULL;
+            END;
+            RETURN true;
+        END $$""", "public.unlock_and_escalate()")
+    result = migrate_with_two_changed_functions(cluster, db, tmp_path)
+    assert "functions and views: applied jr_elide_middle, step_succeeded" in result.stdout, result.stderr
+    assert not is_superuser(cluster, COTENANT)
+
+
+def test_what_the_owners_code_leaves_in_pg_temp_fails_the_run(shared_db, tmp_path):
+    """A temporary view named pg_roles would come before pg_catalog's for the next user of this
+    server connection (behind PgBouncer, another client)."""
+    cluster, db = shared_db
+    assert cluster.migrate(db).returncode == 0
+    plant_a_check_that_calls(cluster, db, """
+        CREATE FUNCTION public.leave_a_view() RETURNS boolean LANGUAGE plpgsql AS $$
+        BEGIN
+            CREATE OR REPLACE TEMP VIEW pg_roles AS SELECT 1 AS rolname;
+            RETURN true;
+        END $$""", "public.leave_a_view()")
+    result = migrate_with_two_changed_functions(cluster, db, tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert "the owner's code left relation pg_roles, type _pg_roles, type pg_roles in this session's pg_temp" \
+        in result.stderr
+
+
+def test_a_view_in_place_of_a_ledger_table_is_refused(shared_db):
+    """Reading it, as make migrate does with jr_schema_definitions, would run its code."""
+    cluster, db = shared_db
+    assert cluster.migrate(db).returncode == 0
+    cluster.admin("""GRANT CREATE ON SCHEMA public TO jr_owner; SET ROLE jr_owner;
+        DROP TABLE public.jr_schema_definitions;
+        CREATE VIEW public.jr_schema_definitions AS SELECT ''::text AS file, ''::text AS checksum,
+            ''::text AS in_catalog, now() AS applied_at;
+        RESET ROLE; REVOKE CREATE ON SCHEMA public FROM jr_owner""", dbname=db)
+    result = cluster.migrate(db)
+    assert result.returncode == 1, result.stdout
+    assert "view public.jr_schema_definitions is where the ledger has a table of that name" in result.stderr
+
+
 PLANTED_EVENT_TRIGGER = f"""
 CREATE FUNCTION public.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN{ESCALATE} END $$;
 """

@@ -48,11 +48,12 @@ def test_first_migrate_applies_every_migration_in_order(cluster, fresh_db):
 def test_the_objects_migrate_looks_for_in_place_are_all_it_creates(cluster, migrated_db):
     """What migrate checks before it changes anything is every relation and function it creates."""
     module = migrate_module()
-    relations = {name for (name,) in cluster.admin(
-        "SELECT relname::text FROM pg_class WHERE relnamespace = 'public'::regnamespace", dbname=migrated_db)}
+    relations = dict(cluster.admin(
+        "SELECT relname::text, relkind::text FROM pg_class WHERE relnamespace = 'public'::regnamespace",
+        dbname=migrated_db))
     functions = {name for (name,) in cluster.admin(
         "SELECT proname::text FROM pg_proc WHERE pronamespace = 'public'::regnamespace", dbname=migrated_db)}
-    assert relations == set(module.LEDGER_RELATIONS)
+    assert relations == module.LEDGER_RELATIONS
     assert functions == set(module.LEDGER_FUNCTIONS)
 
 
