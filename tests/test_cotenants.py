@@ -2,7 +2,6 @@
 public. What it plants there must not bind into what make migrate creates, nor run with the rights
 of whoever runs make migrate or make uninstall (issue 11, name resolution)."""
 
-import shutil
 from pathlib import Path
 
 import psycopg2
@@ -10,6 +9,7 @@ import psycopg2.errors
 import pytest
 from jr_step_rewards import db as db_calls
 from pgcluster import REPO, run_make
+from test_migrate import copy_of_db_dir
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 LEDGER_FUNCTIONS = sorted(path.stem for path in (REPO / "db" / "functions").glob("*.sql"))
@@ -411,13 +411,22 @@ END $$;
 """
 
 
-def migrate_with_a_changed_function(cluster, db, tmp_path):
-    """A superuser's run that applies a function file again, so it writes jr_schema_definitions."""
-    db_dir = tmp_path / "db"
-    shutil.copytree(REPO / "db", db_dir)
-    changed = db_dir / "functions" / "jr_elide_middle.sql"
-    changed.write_text(changed.read_text() + "\n-- changed\n")
+def migrate_with_changed_functions(cluster, db, tmp_path, *names):
+    """A superuser's run that applies those function files again, so it writes jr_schema_definitions
+    once for each."""
+    db_dir = copy_of_db_dir(tmp_path)
+    for name in names:
+        changed = db_dir / "functions" / f"{name}.sql"
+        changed.write_text(changed.read_text() + "\n-- changed\n")
     return cluster.migrate(db, db_dir=db_dir)
+
+
+def plant_a_check_that_calls(cluster, db, function_sql, call):
+    """The co-tenant's function, and a CHECK on jr_schema_definitions that reaches it through
+    query_to_xml (which the catalog does not record), added by code acting as jr_owner."""
+    cluster.admin(function_sql, dbname=db, user=COTENANT)
+    cluster.admin("SET ROLE jr_owner; ALTER TABLE public.jr_schema_definitions ADD CONSTRAINT looks_fine CHECK"
+                  f" (query_to_xml('SELECT {call}', true, true, '') IS NOT NULL) NOT VALID", dbname=db)
 
 
 def test_a_check_that_calls_code_outside_the_ledger_is_refused(shared_db, tmp_path):
@@ -428,7 +437,7 @@ def test_a_check_that_calls_code_outside_the_ledger_is_refused(shared_db, tmp_pa
     cluster.admin(PLANTED_CHECK_FUNCTION, dbname=db, user=COTENANT)
     cluster.admin("SET ROLE jr_owner; ALTER TABLE public.jr_schema_definitions"
                   " ADD CONSTRAINT looks_fine CHECK (public.looks_fine(file)) NOT VALID", dbname=db)
-    result = migrate_with_a_changed_function(cluster, db, tmp_path)
+    result = migrate_with_changed_functions(cluster, db, tmp_path, "jr_elide_middle")
     assert result.returncode == 1, result.stdout
     assert "table public.jr_schema_definitions uses function public.looks_fine(text), which is not the ledger's" \
         in result.stderr
@@ -442,31 +451,11 @@ def test_code_reached_where_the_catalog_cannot_see_it_cannot_take_back_a_superus
     jr_owner's rights at most, and the run fails rather than go on."""
     cluster, db = shared_db
     assert cluster.migrate(db).returncode == 0
-    cluster.admin(PLANTED_CHECK_FUNCTION, dbname=db, user=COTENANT)
-    cluster.admin("SET ROLE jr_owner; ALTER TABLE public.jr_schema_definitions ADD CONSTRAINT looks_fine CHECK"
-                  " (query_to_xml('SELECT public.looks_fine(''x'')', true, true, '') IS NOT NULL) NOT VALID",
-                  dbname=db)
-    result = migrate_with_a_changed_function(cluster, db, tmp_path)
+    plant_a_check_that_calls(cluster, db, PLANTED_CHECK_FUNCTION, "public.looks_fine(''x'')")
+    result = migrate_with_changed_functions(cluster, db, tmp_path, "jr_elide_middle")
     assert not is_superuser(cluster, COTENANT)
     assert result.returncode == 1, result.stdout
     assert 'cannot set parameter "role" within security-definer function' in result.stderr
-
-
-def plant_a_check_that_calls(cluster, db, function_sql, call):
-    """The co-tenant's function, and a CHECK on jr_schema_definitions that reaches it through
-    query_to_xml (which the catalog does not record), added by code acting as jr_owner."""
-    cluster.admin(function_sql, dbname=db, user=COTENANT)
-    cluster.admin("SET ROLE jr_owner; ALTER TABLE public.jr_schema_definitions ADD CONSTRAINT looks_fine CHECK"
-                  f" (query_to_xml('SELECT {call}', true, true, '') IS NOT NULL) NOT VALID", dbname=db)
-
-
-def migrate_with_two_changed_functions(cluster, db, tmp_path):
-    db_dir = tmp_path / "db"
-    shutil.copytree(REPO / "db", db_dir)
-    for name in ("jr_elide_middle", "step_succeeded"):
-        changed = db_dir / "functions" / f"{name}.sql"
-        changed.write_text(changed.read_text() + "\n-- changed\n")
-    return cluster.migrate(db, db_dir=db_dir)
 
 
 def test_code_acting_as_the_owner_cannot_unlock_a_later_call(shared_db, tmp_path):
@@ -491,7 +480,7 @@ def test_code_acting_as_the_owner_cannot_unlock_a_later_call(shared_db, tmp_path
             END;
             RETURN true;
         END $$""", "public.unlock_and_escalate()")
-    result = migrate_with_two_changed_functions(cluster, db, tmp_path)
+    result = migrate_with_changed_functions(cluster, db, tmp_path, "jr_elide_middle", "step_succeeded")
     assert "functions and views: applied jr_elide_middle, step_succeeded" in result.stdout, result.stderr
     assert not is_superuser(cluster, COTENANT)
 
@@ -507,7 +496,7 @@ def test_what_the_owners_code_leaves_in_pg_temp_fails_the_run(shared_db, tmp_pat
             CREATE OR REPLACE TEMP VIEW pg_roles AS SELECT 1 AS rolname;
             RETURN true;
         END $$""", "public.leave_a_view()")
-    result = migrate_with_two_changed_functions(cluster, db, tmp_path)
+    result = migrate_with_changed_functions(cluster, db, tmp_path, "jr_elide_middle", "step_succeeded")
     assert result.returncode == 1, result.stdout
     assert "the owner's code left relation pg_roles, type _pg_roles, type pg_roles in this session's pg_temp" \
         in result.stderr
